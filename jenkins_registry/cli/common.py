@@ -1,0 +1,103 @@
+"""What every command shares: logging set-up, error reporting and exit codes, prompts."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+
+from jenkins_registry.errors import ExitCode, JrError
+
+log = logging.getLogger("jenkins_registry")
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def add_common_options(parser: argparse.ArgumentParser) -> None:
+    """--debug and --quiet, accepted by every command and subcommand."""
+    parser.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS,
+        help="log every step and show a traceback on errors (secrets stay hidden)",
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+        help="print only results and errors",
+    )
+
+
+def configure_logging(debug: bool, quiet: bool) -> None:
+    level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s" if not debug else
+                                           "%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("jenkins_registry")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def interactive(environ: Mapping[str, str]) -> bool:
+    """True when a person can answer a prompt: a terminal on stdin, and not inside a Jenkins build."""
+    if environ.get("JENKINS_URL") and environ.get("BUILD_NUMBER"):
+        return False
+    if environ.get("CI"):
+        return False
+    try:
+        return sys.stdin.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def prompt_text(question: str) -> str:
+    sys.stderr.write(question)
+    sys.stderr.flush()
+    return sys.stdin.readline().rstrip("\n")
+
+
+def prompt_secret(question: str) -> str:
+    return getpass.getpass(question, stream=sys.stderr)
+
+
+def report_error(prog: str, exc: JrError) -> None:
+    sys.stderr.write(f"{prog}: error: {exc.message}\n")
+    if exc.hint:
+        sys.stderr.write(f"{prog}: what to do: {exc.hint}\n")
+
+
+def run_command(
+    prog: str,
+    parser: argparse.ArgumentParser,
+    argv: Sequence[str] | None,
+    environ: Mapping[str, str] | None = None,
+) -> int:
+    """Parse *argv*, run the chosen handler, and turn every outcome into an exit code."""
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    debug = bool(getattr(args, "debug", False))
+    configure_logging(debug, bool(getattr(args, "quiet", False)))
+    args.environ = dict(os.environ if environ is None else environ)
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return ExitCode.USAGE
+    try:
+        return int(handler(args))
+    except JrError as exc:
+        if debug:
+            traceback.print_exc()
+        report_error(prog, exc)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{prog}: interrupted\n")
+        return ExitCode.INTERRUPTED
+    except Exception as exc:  # a bug: say so plainly, without echoing third-party text
+        if debug:
+            traceback.print_exc()
+        sys.stderr.write(
+            f"{prog}: error: unexpected {type(exc).__name__}; this is a bug in jenkins-registry.\n"
+            f"{prog}: what to do: re-run with --debug and report the traceback.\n"
+        )
+        return ExitCode.FAILURE

@@ -1,0 +1,122 @@
+"""Registry and service secrets in the OS keyring (the `keyring` package), optional and fallible.
+
+Layout: the password of USER for registry HOST:PORT is stored under service
+`jenkins-registry:HOST:PORT`, username USER; the index entry service `jenkins-registry`,
+username HOST:PORT holds USER, because not every backend can look a credential up without a
+username. Other secrets (Jenkins API token, Nexus admin password) use `store_secret`/`get_secret`
+under their own service names.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from jenkins_registry.credentials import Secret, UsernamePassword
+from jenkins_registry.errors import CredentialsError, KeyringUnavailableError
+
+log = logging.getLogger(__name__)
+
+SERVICE_PREFIX = "jenkins-registry"
+
+
+def _load_default_backend() -> Any:
+    import keyring
+
+    return keyring.get_keyring()
+
+
+def _is_unusable(backend: Any) -> bool:
+    # keyring's `fail.Keyring` (priority 0) is what it picks when no backend works.
+    module = type(backend).__module__
+    return module.startswith("keyring.backends.fail") or getattr(backend, "priority", 1) == 0
+
+
+class KeyringStore:
+    """A thin typed wrapper over a keyring backend; every backend error becomes a JrError."""
+
+    def __init__(self, backend: Any | None = None) -> None:
+        self._backend = backend
+
+    @property
+    def backend(self) -> Any:
+        if self._backend is None:
+            try:
+                self._backend = _load_default_backend()
+            except Exception as exc:  # any import/config problem of a third-party backend
+                raise KeyringUnavailableError(
+                    f"The OS keyring could not be loaded ({type(exc).__name__})."
+                ) from exc
+        return self._backend
+
+    def available(self) -> bool:
+        try:
+            return not _is_unusable(self.backend)
+        except KeyringUnavailableError:
+            return False
+
+    def _require(self) -> Any:
+        backend = self.backend
+        if _is_unusable(backend):
+            raise KeyringUnavailableError("No usable OS keyring backend was found on this machine.")
+        return backend
+
+    def _call(self, what: str, func: Any, *args: str) -> Any:
+        try:
+            return func(*args)
+        except KeyringUnavailableError:
+            raise
+        except Exception as exc:  # keyring.errors.* and backend-specific errors
+            name = type(exc).__name__
+            if name in ("NoKeyringError", "InitError"):
+                raise KeyringUnavailableError(f"The OS keyring cannot {what} ({name}).") from exc
+            raise CredentialsError(
+                f"The OS keyring failed to {what} ({name}).",
+                hint="Check the keyring backend (`keyring --list-backends`), or pass the secret "
+                "through the environment instead.",
+            ) from exc
+
+    # Registry credentials -------------------------------------------------------------------
+    def get(self, registry: str) -> UsernamePassword | None:
+        """The stored credentials for *registry*, or None (also None when no keyring works)."""
+        if not self.available():
+            log.debug("no usable keyring backend; skipping the keyring for %s", registry)
+            return None
+        backend = self.backend
+        username = self._call("read", backend.get_password, SERVICE_PREFIX, registry)
+        if not username:
+            return None
+        password = self._call("read", backend.get_password, f"{SERVICE_PREFIX}:{registry}", username)
+        if not password:
+            return None
+        return UsernamePassword(username=username, password=Secret(password), source="keyring")
+
+    def set(self, registry: str, username: str, password: Secret) -> None:
+        backend = self._require()
+        self._call("store", backend.set_password, f"{SERVICE_PREFIX}:{registry}", username,
+                   password.reveal())
+        self._call("store", backend.set_password, SERVICE_PREFIX, registry, username)
+
+    def delete(self, registry: str) -> bool:
+        """Remove the entry for *registry*; False when there was none."""
+        backend = self._require()
+        username = self._call("read", backend.get_password, SERVICE_PREFIX, registry)
+        if not username:
+            return False
+        for service, user in ((f"{SERVICE_PREFIX}:{registry}", username), (SERVICE_PREFIX, registry)):
+            try:
+                backend.delete_password(service, user)
+            except Exception as exc:  # PasswordDeleteError when already gone: fine
+                log.debug("keyring delete %s: %s", service, type(exc).__name__)
+        return True
+
+    # Other secrets --------------------------------------------------------------------------
+    def get_secret(self, service: str, key: str) -> Secret | None:
+        if not self.available():
+            return None
+        value = self._call("read", self.backend.get_password, f"{SERVICE_PREFIX}:{service}", key)
+        return Secret(value) if value else None
+
+    def set_secret(self, service: str, key: str, secret: Secret) -> None:
+        backend = self._require()
+        self._call("store", backend.set_password, f"{SERVICE_PREFIX}:{service}", key, secret.reveal())

@@ -1,0 +1,60 @@
+"""Shared fixtures: isolation of HOME and config dirs, the real Docker engine and registry."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests import services
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No test reads or writes the developer's real HOME, docker config or keyring."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_RUNTIME_DIR"):
+        monkeypatch.setenv(var, str(home / var.lower()))
+    monkeypatch.setenv("DOCKER_CONFIG", str(home / ".docker"))
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    for var in ("DOCKER_LOGIN_USERNAME", "DOCKER_LOGIN_PASSWORD", "JR_REGISTRY", "JENKINS_URL",
+                "JENKINS_USER", "JENKINS_API_TOKEN", "NEXUS_USERNAME", "NEXUS_PASSWORD",
+                "BUILD_NUMBER", "DOCKER_AUTH_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+    return home
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> Iterator[services.DockerEngine]:
+    with services.docker_engine() as engine:
+        yield engine
+
+
+@pytest.fixture(scope="session")
+def docker_client(docker_engine: services.DockerEngine) -> Iterator[object]:
+    import docker
+
+    client = docker.DockerClient(base_url=docker_engine.host, timeout=300)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def registry() -> Iterator[services.Registry]:
+    """One htpasswd-protected registry shared by the session (tests use distinct repo names)."""
+    with services.registry() as reg:
+        yield reg
+
+
+@pytest.fixture
+def docker_env(docker_engine: services.DockerEngine, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("DOCKER_HOST", docker_engine.host)
+    return docker_engine.host
+
+
+def pytest_report_header() -> list[str]:
+    return [f"JR_TEST_DOCKER_HOST={os.environ.get('JR_TEST_DOCKER_HOST', '(start a private dockerd)')}"]

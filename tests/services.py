@@ -1,0 +1,218 @@
+"""Real services for the tests: a private Docker engine and Debian's distribution registry.
+
+Each runs on loopback or a private unix socket, from a temporary directory, and is stopped by whoever
+started it. Waiting loops are bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tarfile
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+REGISTRY_USER = "ci-bot"
+# A known secret: tests assert it never shows up in output, files, argv or exception text.
+REGISTRY_PASSWORD = "S3cr3t-Pa55w0rd-7f1c9e"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(check: object, timeout: float, what: str, interval: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    last: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            if check():  # type: ignore[operator]
+                return
+        except Exception as exc:  # still starting
+            last = exc
+        time.sleep(interval)
+    raise RuntimeError(f"{what} did not become ready within {timeout} s (last error: {last!r})")
+
+
+def _stop(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+@dataclass
+class DockerEngine:
+    host: str  # e.g. unix:///tmp/jr-dockerd-x/docker.sock
+    pid: int | None  # the dockerd we started, or None when an existing engine is used
+
+
+@contextlib.contextmanager
+def docker_engine() -> Iterator[DockerEngine]:
+    """Use $JR_TEST_DOCKER_HOST when set, else start a private dockerd (vfs, no networking)."""
+    existing = os.environ.get("JR_TEST_DOCKER_HOST")
+    if existing:
+        yield DockerEngine(host=existing, pid=None)
+        return
+    dockerd = shutil.which("dockerd")
+    if dockerd is None:
+        raise RuntimeError("dockerd is not installed: run `bash scripts/test.sh`, which installs docker.io")
+    root = Path(tempfile.mkdtemp(prefix="jr-dockerd-"))
+    sock = root / "docker.sock"
+    log = open(root / "dockerd.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [dockerd, "--storage-driver=vfs", "--iptables=false", "--ip-forward=false", "--bridge=none",
+         f"--data-root={root / 'data'}", f"--exec-root={root / 'exec'}", f"-H=unix://{sock}",
+         f"--pidfile={root / 'docker.pid'}"],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+    )
+    try:
+        def ready() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError((root / "dockerd.log").read_text()[-2000:])
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.connect(str(sock))
+                s.sendall(b"GET /_ping HTTP/1.0\r\n\r\n")
+                return b"200 OK" in s.recv(200)
+        wait_until(ready, 60, "dockerd")
+        yield DockerEngine(host=f"unix://{sock}", pid=proc.pid)
+    finally:
+        _stop(proc)
+        log.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@dataclass
+class Registry:
+    host: str  # 127.0.0.1:PORT
+    username: str | None
+    password: str | None
+    root: Path
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
+
+    def get(self, path: str, headers: Mapping[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+        """A raw GET against the registry, authenticated with basic auth when it has a user."""
+        import base64
+        req = urllib.request.Request(self.url + path, headers=dict(headers or {}))
+        if self.username and self.password:
+            token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+            req.add_header("Authorization", f"Basic {token}")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, dict(resp.headers), resp.read()
+        except urllib.error.HTTPError as err:
+            return err.code, dict(err.headers), err.read()
+
+    def tags(self, name: str) -> list[str]:
+        status, _, body = self.get(f"/v2/{name}/tags/list")
+        if status == 404:
+            return []
+        assert status == 200, (status, body)
+        return sorted(json.loads(body).get("tags") or [])
+
+    def manifest_digest(self, name: str, tag: str) -> str | None:
+        accept = ", ".join([
+            "application/vnd.docker.distribution.manifest.v2+json",
+            "application/vnd.oci.image.manifest.v1+json",
+            "application/vnd.docker.distribution.manifest.list.v2+json",
+            "application/vnd.oci.image.index.v1+json",
+        ])
+        status, headers, _ = self.get(f"/v2/{name}/manifests/{tag}", {"Accept": accept})
+        if status == 404:
+            return None
+        assert status == 200, status
+        return {k.lower(): v for k, v in headers.items()}["docker-content-digest"]
+
+
+def _htpasswd_line(user: str, password: str) -> str:
+    out = subprocess.run(["htpasswd", "-Bbn", user, password], check=True, capture_output=True)
+    return out.stdout.decode().strip()
+
+
+@contextlib.contextmanager
+def registry(
+    *, auth: str = "htpasswd", extra_config: str = "", port: int | None = None,
+    username: str = REGISTRY_USER, password: str = REGISTRY_PASSWORD,
+) -> Iterator[Registry]:
+    """Start Debian's docker-registry on 127.0.0.1 with htpasswd auth (or `auth="none"`).
+
+    `extra_config` is appended to the YAML (e.g. an `auth: token:` section with auth="custom").
+    """
+    binary = shutil.which("docker-registry") or "/usr/bin/docker-registry"
+    if not os.path.exists(binary):
+        raise RuntimeError("docker-registry is not installed: run `bash scripts/test.sh`")
+    root = Path(tempfile.mkdtemp(prefix="jr-registry-"))
+    port = port or free_port()
+    auth_yaml = ""
+    if auth == "htpasswd":
+        (root / "htpasswd").write_text(_htpasswd_line(username, password) + "\n")
+        auth_yaml = f"auth:\n  htpasswd:\n    realm: basic-realm\n    path: {root / 'htpasswd'}\n"
+    config = (
+        "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n  delete:\n    enabled: true\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n  secret: jr-test-secret\n"
+        + auth_yaml + extra_config
+    )
+    (root / "config.yml").write_text(config)
+    log = open(root / "registry.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen([binary, "serve", str(root / "config.yml")], stdout=log,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    reg = Registry(host=f"127.0.0.1:{port}", username=username if auth != "none" else None,
+                   password=password if auth != "none" else None, root=root, process=proc)
+    try:
+        def ready() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError((root / "registry.log").read_text()[-2000:])
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return True
+        wait_until(ready, 30, "docker-registry")
+        yield reg
+    finally:
+        _stop(proc)
+        log.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def image_context(files: Mapping[str, bytes], extra_dockerfile: str = "") -> io.BytesIO:
+    """A build context tarball for `FROM scratch` + one COPY per file (no network, no RUN)."""
+    lines = ["FROM scratch"]
+    lines += [f"COPY {name} /{name}" for name in files]
+    dockerfile = "\n".join(lines) + "\n" + extra_dockerfile
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in {"Dockerfile": dockerfile.encode(), **files}.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mtime = 0
+            tar.addfile(info, io.BytesIO(data))
+    buf.seek(0)
+    return buf
+
+
+def build_image(client: object, tag: str, files: Mapping[str, bytes]) -> str:
+    """Build a tiny scratch image in the engine and return its image ID (sha256:…)."""
+    image, _ = client.images.build(  # type: ignore[attr-defined]
+        fileobj=image_context(files), custom_context=True, tag=tag, rm=True, forcerm=True
+    )
+    return str(image.id)
