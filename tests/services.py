@@ -28,10 +28,15 @@ REGISTRY_USER = "ci-bot"
 REGISTRY_PASSWORD = "S3cr3t-Pa55w0rd-7f1c9e"
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
+def free_port(address: str = "127.0.0.1") -> int:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((address, 0))
         return int(sock.getsockname()[1])
+
+
+class ServiceDied(RuntimeError):
+    """The process being waited for exited: waiting longer cannot help."""
 
 
 def wait_until(check: object, timeout: float, what: str, interval: float = 0.1) -> None:
@@ -41,6 +46,8 @@ def wait_until(check: object, timeout: float, what: str, interval: float = 0.1) 
         try:
             if check():  # type: ignore[operator]
                 return
+        except ServiceDied:
+            raise
         except Exception as exc:  # still starting
             last = exc
         time.sleep(interval)
@@ -64,11 +71,24 @@ class DockerEngine:
     pid: int | None  # the dockerd we started, or None when an existing engine is used
 
 
+# A name the private engine resolves to ::1 only. The engine (docker.io 20.10) counts only
+# 127.0.0.0/8 as implicitly insecure, so a registry reached under this name is expected to speak
+# HTTPS: the way to reproduce "server gave HTTP response to HTTPS client" on loopback.
+IPV6_REGISTRY_NAME = "registry-v6.test"
+
+
 @contextlib.contextmanager
-def docker_engine() -> Iterator[DockerEngine]:
-    """Use $JR_TEST_DOCKER_HOST when set, else start a private dockerd (vfs, no networking)."""
+def docker_engine(
+    *, config_file: Path | None = None, private_hosts: bool = False
+) -> Iterator[DockerEngine]:
+    """Use $JR_TEST_DOCKER_HOST when set, else start a private dockerd (vfs, no networking).
+
+    config_file: passed as --config-file (daemon.json). private_hosts: run dockerd in its own
+    mount namespace with an /etc/hosts that maps IPV6_REGISTRY_NAME to ::1 (nothing else changes).
+    Either option always starts a private engine.
+    """
     existing = os.environ.get("JR_TEST_DOCKER_HOST")
-    if existing:
+    if existing and config_file is None and not private_hosts:
         yield DockerEngine(host=existing, pid=None)
         return
     dockerd = shutil.which("dockerd")
@@ -77,16 +97,21 @@ def docker_engine() -> Iterator[DockerEngine]:
     root = Path(tempfile.mkdtemp(prefix="jr-dockerd-"))
     sock = root / "docker.sock"
     log = open(root / "dockerd.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [dockerd, "--storage-driver=vfs", "--iptables=false", "--ip-forward=false", "--bridge=none",
-         f"--data-root={root / 'data'}", f"--exec-root={root / 'exec'}", f"-H=unix://{sock}",
-         f"--pidfile={root / 'docker.pid'}"],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-    )
+    command = [dockerd, "--storage-driver=vfs", "--iptables=false", "--ip-forward=false", "--bridge=none",
+               f"--data-root={root / 'data'}", f"--exec-root={root / 'exec'}", f"-H=unix://{sock}",
+               f"--pidfile={root / 'docker.pid'}"]
+    if config_file is not None:
+        command.append(f"--config-file={config_file}")
+    if private_hosts:
+        hosts = root / "hosts"
+        hosts.write_text(f"127.0.0.1 localhost\n::1 {IPV6_REGISTRY_NAME}\n")
+        command = ["unshare", "--mount", "--", "sh", "-c",
+                   f'mount --bind "{hosts}" /etc/hosts && exec "$0" "$@"', *command]
+    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         def ready() -> bool:
             if proc.poll() is not None:
-                raise RuntimeError((root / "dockerd.log").read_text()[-2000:])
+                raise ServiceDied((root / "dockerd.log").read_text()[-2000:])
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
                 s.connect(str(sock))
                 s.sendall(b"GET /_ping HTTP/1.0\r\n\r\n")
@@ -153,17 +178,19 @@ def _htpasswd_line(user: str, password: str) -> str:
 @contextlib.contextmanager
 def registry(
     *, auth: str = "htpasswd", extra_config: str = "", port: int | None = None,
-    username: str = REGISTRY_USER, password: str = REGISTRY_PASSWORD,
+    username: str = REGISTRY_USER, password: str = REGISTRY_PASSWORD, listen: str = "127.0.0.1",
 ) -> Iterator[Registry]:
     """Start Debian's docker-registry on 127.0.0.1 with htpasswd auth (or `auth="none"`).
 
     `extra_config` is appended to the YAML (e.g. an `auth: token:` section with auth="custom").
+    `listen="::1"` serves on the IPv6 loopback instead (see IPV6_REGISTRY_NAME).
     """
     binary = shutil.which("docker-registry") or "/usr/bin/docker-registry"
     if not os.path.exists(binary):
         raise RuntimeError("docker-registry is not installed: run `bash scripts/test.sh`")
     root = Path(tempfile.mkdtemp(prefix="jr-registry-"))
-    port = port or free_port()
+    port = port or free_port(listen)
+    bind = f"[{listen}]" if ":" in listen else listen
     auth_yaml = ""
     if auth == "htpasswd":
         (root / "htpasswd").write_text(_htpasswd_line(username, password) + "\n")
@@ -171,20 +198,20 @@ def registry(
     config = (
         "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n"
         f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n  delete:\n    enabled: true\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n  secret: jr-test-secret\n"
+        f"http:\n  addr: '{bind}:{port}'\n  secret: jr-test-secret\n"
         + auth_yaml + extra_config
     )
     (root / "config.yml").write_text(config)
     log = open(root / "registry.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen([binary, "serve", str(root / "config.yml")], stdout=log,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    reg = Registry(host=f"127.0.0.1:{port}", username=username if auth != "none" else None,
+    reg = Registry(host=f"{bind}:{port}", username=username if auth != "none" else None,
                    password=password if auth != "none" else None, root=root, process=proc)
     try:
         def ready() -> bool:
             if proc.poll() is not None:
-                raise RuntimeError((root / "registry.log").read_text()[-2000:])
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                raise ServiceDied((root / "registry.log").read_text()[-2000:])
+            with socket.create_connection((listen, port), timeout=1):
                 return True
         wait_until(ready, 30, "docker-registry")
         yield reg

@@ -75,7 +75,10 @@ def run_command(
     environ: Mapping[str, str] | None = None,
 ) -> int:
     """Parse *argv*, run the chosen handler, and turn every outcome into an exit code."""
-    args = parser.parse_args(list(argv) if argv is not None else None)
+    try:
+        args = parser.parse_args(list(argv) if argv is not None else None)
+    except SystemExit as exc:  # --help, --version, or argparse's own usage error (exit 2)
+        return exc.code if isinstance(exc.code, int) else ExitCode.USAGE
     debug = bool(getattr(args, "debug", False))
     configure_logging(debug, bool(getattr(args, "quiet", False)))
     args.environ = dict(os.environ if environ is None else environ)

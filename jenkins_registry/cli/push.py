@@ -1,0 +1,176 @@
+"""`jr-push`: the build step. Tag, log in with the injected credentials, push every tag, print digests.
+
+Kept light on imports: `jr-push --help` must start fast, so docker, requests and keyring are only
+imported once a push actually runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from jenkins_registry import __version__
+from jenkins_registry.cli.common import add_common_options, run_command
+from jenkins_registry.credentials import (
+    DEFAULT_PASSWORD_ENV,
+    DEFAULT_USERNAME_ENV,
+    UsernamePassword,
+    resolve_registry_credentials,
+)
+from jenkins_registry.errors import ExitCode, UsageError
+from jenkins_registry.progress import LiveProgress, NullProgress, PlainProgress, ProgressSink
+from jenkins_registry.push_result import PushResult
+from jenkins_registry.reference import parse_registry
+
+EPILOG = f"""\
+credentials (first found wins; no option takes a password):
+  --username-env/--password-env variables, else {DEFAULT_USERNAME_ENV} / {DEFAULT_PASSWORD_ENV}
+  (what the Jenkins "Username and password (separated)" binding injects), else the OS keyring
+  entry stored by `jr login`, else an anonymous push.
+
+environment:
+  JR_REGISTRY   default for --registry
+  DOCKER_HOST   the Docker engine (default unix:///var/run/docker.sock)
+
+exit codes: 0 every tag is in the registry; 2 usage; 3 credentials missing; 4 rejected;
+  5 denied; 6 image not found; 7 registry unreachable; 8 engine unreachable;
+  9 HTTP registry not in insecure-registries; 10 other registry failure; 12 bad archive.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jr-push",
+        description="Push a local image (or a docker-save archive / OCI layout) to a private registry.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--image", metavar="IMAGE",
+                        help="local image: name, name:tag, or image ID (full or short)")
+    source.add_argument("--from-archive", metavar="PATH", type=Path,
+                        help="push a `docker save` archive without a Docker engine")
+    source.add_argument("--from-oci", metavar="DIR", type=Path,
+                        help="push an OCI image layout directory without a Docker engine")
+    parser.add_argument("--registry", metavar="HOST[:PORT]",
+                        help="the registry (default: $JR_REGISTRY), e.g. 10.211.55.6:8082")
+    parser.add_argument("--name", metavar="REPO/PATH",
+                        help="repository path in the registry (default: the image's own path); "
+                        "required when --image is an ID")
+    parser.add_argument("--tag", metavar="TAG", action="append", default=[],
+                        help="tag to publish; repeatable (default: the image's own tag, else latest)")
+    parser.add_argument("--digest-file", metavar="FILE", type=Path,
+                        help="also write the manifest digest (sha256:…) to FILE")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object (references, digest, sizes) instead of lines")
+    parser.add_argument("--username-env", metavar="NAME",
+                        help=f"read the username from $NAME (default {DEFAULT_USERNAME_ENV})")
+    parser.add_argument("--password-env", metavar="NAME",
+                        help=f"read the password from $NAME (default {DEFAULT_PASSWORD_ENV})")
+    daemonless = parser.add_argument_group("daemonless push (--from-archive / --from-oci)")
+    daemonless.add_argument("--compression", choices=("gzip", "none"), default="gzip",
+                            help="layer compression on the wire (default gzip)")
+    daemonless.add_argument("--jobs", metavar="N", type=int, default=None,
+                            help="parallel layer uploads (default: number of CPUs, at most 4)")
+    daemonless.add_argument("--insecure", action="store_true",
+                            help="allow plain HTTP to a non-loopback registry")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    add_common_options(parser)
+    parser.set_defaults(handler=handle_push)
+    return parser
+
+
+def _progress_sink(args: argparse.Namespace) -> ProgressSink:
+    if getattr(args, "quiet", False) or args.json:
+        return NullProgress()
+    if sys.stdout.isatty() and sys.stderr.isatty():
+        return LiveProgress(sys.stderr)
+    return PlainProgress(sys.stderr)
+
+
+def _credentials(args: argparse.Namespace, registry: str) -> UsernamePassword | None:
+    from jenkins_registry.keyring_store import KeyringStore
+
+    return resolve_registry_credentials(
+        registry, environ=args.environ, username_env=args.username_env,
+        password_env=args.password_env, keyring_store=KeyringStore(),
+    )
+
+
+def _push_engine(args: argparse.Namespace, registry: str, progress: ProgressSink) -> PushResult:
+    from jenkins_registry import docker_engine, engine_push
+
+    plan = engine_push.plan_push(args.image, registry=registry, repository=args.name, tags=args.tag)
+    credentials = _credentials(args, plan.registry)
+    client = docker_engine.connect(args.environ)
+    try:
+        return engine_push.push_with_engine(client, plan, credentials, progress)
+    finally:
+        client.close()
+
+
+def _push_daemonless(args: argparse.Namespace, registry: str, progress: ProgressSink) -> PushResult:
+    from jenkins_registry import daemonless_push
+    from jenkins_registry.reference import parse_path, parse_tag
+
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError("--jobs must be at least 1.")
+    repository = parse_path(args.name) if args.name else None
+    tags = [parse_tag(tag) for tag in args.tag]
+    path = args.from_archive or args.from_oci
+    kind = "archive" if args.from_archive else "oci"
+    return daemonless_push.push_image_source(
+        path, source_kind=kind, registry=registry, repository=repository, tags=tags,
+        credentials=_credentials(args, registry), compression=args.compression,
+        jobs=args.jobs or 0, insecure=args.insecure, progress=progress,
+    )
+
+
+def print_result(result: PushResult, as_json: bool, out: TextIO) -> None:
+    if as_json:
+        out.write(json.dumps(result.to_json(), indent=2) + "\n")
+    else:
+        for reference in result.references():
+            out.write(reference + "\n")
+    out.flush()
+
+
+def handle_push(args: argparse.Namespace) -> int:
+    registry_text = args.registry or args.environ.get("JR_REGISTRY")
+    if not registry_text:
+        raise UsageError(
+            "No registry given.",
+            hint="Pass --registry HOST[:PORT] (e.g. 10.211.55.6:8082) or set JR_REGISTRY.",
+        )
+    registry = parse_registry(registry_text)
+    if args.image is not None and (args.jobs is not None or args.insecure or args.compression != "gzip"):
+        raise UsageError(
+            "--compression, --jobs and --insecure only apply to --from-archive / --from-oci.",
+            hint="With --image the Docker engine compresses and chooses HTTP or HTTPS itself.",
+        )
+    progress = _progress_sink(args)
+    try:
+        if args.image is not None:
+            result = _push_engine(args, registry, progress)
+        else:
+            result = _push_daemonless(args, registry, progress)
+    finally:
+        progress.close()
+    if args.digest_file is not None:
+        from jenkins_registry.atomic_file import write_atomic
+
+        write_atomic(args.digest_file, result.digest + "\n")
+    print_result(result, args.json, sys.stdout)
+    return ExitCode.OK
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    return run_command("jr-push", build_parser(), argv, environ)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

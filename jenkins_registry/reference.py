@@ -1,0 +1,157 @@
+"""Image references, checked against Docker's grammar before any network work.
+
+Grammar (distribution `reference/regexp.go`, as the engine applies it):
+  reference  := name [ ":" tag ] [ "@" digest ]
+  name       := [domain "/"] path-component ["/" path-component]*
+  domain     := host [":" port]; the first component is a domain only if it contains "." or ":",
+                is "localhost", or has an uppercase letter
+  component  := [a-z0-9]+ ( ( "." | "_" | "__" | "-"+ ) [a-z0-9]+ )*
+  tag        := [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}
+  digest     := algorithm ":" hex (sha256: exactly 64 lowercase hex)
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from jenkins_registry.errors import InvalidReferenceError
+
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_HOST_LABEL = r"(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9])"
+_DOMAIN = rf"(?:{_HOST_LABEL}(?:\.{_HOST_LABEL})*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{{1,5}})?"
+_TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
+_DIGEST = r"sha256:[0-9a-f]{64}"
+
+COMPONENT_RE = re.compile(rf"^{_COMPONENT}$")
+PATH_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
+DOMAIN_RE = re.compile(rf"^{_DOMAIN}$")
+TAG_RE = re.compile(rf"^{_TAG}$")
+DIGEST_RE = re.compile(rf"^{_DIGEST}$")
+IMAGE_ID_RE = re.compile(r"^(?:sha256:)?[0-9a-f]{12,64}$")
+
+NAME_TOTAL_MAX = 255
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageReference:
+    """A parsed reference; `registry` is None for a name without a registry part."""
+
+    registry: str | None
+    path: str
+    tag: str | None = None
+    digest: str | None = None
+
+    @property
+    def repository(self) -> str:
+        """The name as the engine knows it: `registry/path` or just `path`."""
+        return f"{self.registry}/{self.path}" if self.registry else self.path
+
+    def __str__(self) -> str:
+        text = self.repository
+        if self.tag:
+            text += f":{self.tag}"
+        if self.digest:
+            text += f"@{self.digest}"
+        return text
+
+
+def _looks_like_domain(component: str) -> bool:
+    return "." in component or ":" in component or component == "localhost" or (
+        component.lower() != component
+    )
+
+
+def _check_printable(text: str, what: str) -> None:
+    if not text:
+        raise InvalidReferenceError(f"The {what} is empty.")
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F or ch.isspace() for ch in text):
+        raise InvalidReferenceError(f"The {what} {text!r} contains white space or control characters.")
+
+
+def parse_registry(text: str) -> str:
+    """Validate `HOST[:PORT]` (a registry address as used in image names) and return it."""
+    _check_printable(text, "registry")
+    if "://" in text:
+        raise InvalidReferenceError(
+            f"The registry {text!r} has a URL scheme.",
+            hint=f"Give only HOST[:PORT], e.g. {text.split('://', 1)[1].rstrip('/')!r}: Docker picks "
+            "HTTP or HTTPS itself (HTTP needs an insecure-registries entry).",
+        )
+    if "/" in text:
+        raise InvalidReferenceError(
+            f"The registry {text!r} contains a path.",
+            hint="Give only HOST[:PORT]; put the repository path in --name. A Nexus docker "
+            "repository is addressed by its connector port, not /repository/NAME.",
+        )
+    if not DOMAIN_RE.match(text):
+        raise InvalidReferenceError(
+            f"The registry {text!r} is not a valid HOST[:PORT].",
+            hint="Use a host name or IP address, optionally with a port, e.g. 10.211.55.6:8082.",
+        )
+    port = text.rsplit(":", 1)[1] if ":" in text and not text.endswith("]") else None
+    if port is not None and not 0 < int(port) < 65536:
+        raise InvalidReferenceError(f"The registry port {port} is out of range (1-65535).")
+    return text
+
+
+def parse_path(text: str) -> str:
+    """Validate a repository path such as `local/jenkins` (no registry part)."""
+    _check_printable(text, "repository name")
+    first = text.split("/", 1)[0]
+    # Here only an explicit host counts (an uppercase first component is a case error instead).
+    if "/" in text and ("." in first or ":" in first or first == "localhost"):
+        raise InvalidReferenceError(
+            f"The repository name {text!r} starts with a registry address ({first}).",
+            hint="Pass the registry with --registry and only the path with --name.",
+        )
+    if not PATH_RE.match(text):
+        hint = None
+        if text.lower() != text and PATH_RE.match(text.lower()):
+            hint = f"Repository names must be lowercase: use {text.lower()!r}."
+        raise InvalidReferenceError(f"The repository name {text!r} is not valid.", hint=hint)
+    if len(text) > NAME_TOTAL_MAX:
+        raise InvalidReferenceError(f"The repository name is longer than {NAME_TOTAL_MAX} characters.")
+    return text
+
+
+def parse_tag(text: str) -> str:
+    _check_printable(text, "tag")
+    if not TAG_RE.match(text):
+        raise InvalidReferenceError(
+            f"The tag {text!r} is not valid.",
+            hint="A tag has 1-128 characters from [A-Za-z0-9_.-] and does not start with '.' or '-'.",
+        )
+    return text
+
+
+def parse_reference(text: str) -> ImageReference:
+    """Parse `[registry/]path[:tag][@digest]`."""
+    _check_printable(text, "image reference")
+    rest, digest = text, None
+    if "@" in rest:
+        rest, digest = rest.split("@", 1)
+        if not DIGEST_RE.match(digest):
+            raise InvalidReferenceError(
+                f"The digest in {text!r} is not valid.", hint="A digest is sha256: and 64 lowercase hex."
+            )
+    tag = None
+    slash = rest.rfind("/")
+    colon = rest.rfind(":")
+    if colon > slash:
+        rest, tag = rest[:colon], parse_tag(rest[colon + 1 :])
+    registry = None
+    if "/" in rest:
+        first, remainder = rest.split("/", 1)
+        if _looks_like_domain(first):
+            registry, rest = parse_registry(first), remainder
+    path = parse_path(rest)
+    total = len(f"{registry}/{path}" if registry else path)
+    if total > NAME_TOTAL_MAX:
+        raise InvalidReferenceError(f"The image name is longer than {NAME_TOTAL_MAX} characters.")
+    return ImageReference(registry=registry, path=path, tag=tag, digest=digest)
+
+
+def looks_like_image_id(text: str) -> bool:
+    """True for a full or short image ID (`46d1a3ebf53b`, `sha256:…`)."""
+    return bool(IMAGE_ID_RE.match(text))
