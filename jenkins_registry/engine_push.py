@@ -223,7 +223,8 @@ def push_with_engine(
     results = [first]
     if len(plan.tags) > 1:
         with ThreadPoolExecutor(max_workers=min(EXTRA_TAG_WORKERS, len(plan.tags) - 1)) as pool:
-            futures = [pool.submit(_push_tag, client, plan, tag, credentials, progress)
+            # Every layer is in place by now: the per-layer lines would only repeat themselves.
+            futures = [pool.submit(_push_tag, client, plan, tag, credentials, NullProgress())
                        for tag in plan.tags[1:]]
             results += [future.result() for future in futures]
     digests = {result.digest for result in results}

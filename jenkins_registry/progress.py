@@ -65,7 +65,8 @@ class PlainProgress:
             self._state[layer_id] = (status, quarter)
             detail = ""
             if current is not None and total:
-                detail = f" {current * 100 // total}% of {_human(total)}"
+                # Engine totals are uncompressed sizes; tiny layers can overshoot them.
+                detail = f" {min(100, current * 100 // total)}% of {_human(total)}"
             self._stream.write(f"{layer_id}: {status}{detail}\n")
             self._stream.flush()
 
@@ -102,7 +103,7 @@ class LiveProgress:
         text = status
         if current is not None and total:
             width = 30
-            filled = min(width, current * width // total)
+            filled = min(width, current * width // total)  # capped: tiny layers overshoot
             text += f" [{'=' * filled}{' ' * (width - filled)}] {_human(current)}/{_human(total)}"
         with self._lock:
             if self._lines.get(layer_id) != text:

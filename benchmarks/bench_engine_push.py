@@ -1,0 +1,141 @@
+"""jr-push through the engine vs the hand-written shell step, in one run, same engine and registry.
+
+Scenarios (medians of --runs, interleaved so both see the same machine state):
+  (a) first push of a ~600 MB, 4-layer image to an empty registry (a fresh registry each run);
+  (b) re-push of the same image where every layer exists;
+  (c) first push with three tags;
+  plus the start-up of `jr-push --help`.
+The reference is the seed's shell: `docker tag`, `docker login --password-stdin` into a throw-away
+DOCKER_CONFIG, one `docker push` per tag. Prints medians and ratios; asserts nothing.
+
+    python benchmarks/bench_engine_push.py [--size-mb 600] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests import services  # noqa: E402
+
+SHELL_STEP = """
+set -eu
+export DOCKER_CONFIG="$(mktemp -d)"
+trap 'rm -rf "$DOCKER_CONFIG"' EXIT
+for t in $TAGS; do docker tag "$IMAGE" "$TARGET:$t"; done
+printf '%s' "$DOCKER_LOGIN_PASSWORD" | docker login --username "$DOCKER_LOGIN_USERNAME" --password-stdin "$REGISTRY" >/dev/null
+for t in $TAGS; do docker push -q "$TARGET:$t" >/dev/null; done
+"""
+
+
+def make_context(directory: Path, size_mb: int) -> None:
+    """Four layers: random bytes, text-like bytes, 2,000 small files, random bytes again."""
+    rng = random.Random(42)
+    quarter = size_mb * 1024 * 1024 // 4
+    (directory / "random.bin").write_bytes(os.urandom(quarter))
+    words = [bytes(rng.choice(b"abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 9)))
+             for _ in range(5000)]
+    with open(directory / "text.txt", "wb") as handle:
+        written = 0
+        while written < quarter:
+            line = b" ".join(rng.choice(words) for _ in range(12)) + b"\n"
+            handle.write(line * 64)
+            written += len(line) * 64
+    small = directory / "small"
+    small.mkdir()
+    per_file = quarter // 2000
+    for index in range(2000):
+        (small / f"f{index:04d}.dat").write_bytes(rng.randbytes(per_file // 2) + b"x" * (per_file // 2))
+    (directory / "random2.bin").write_bytes(os.urandom(quarter))
+    (directory / "Dockerfile").write_text(
+        "FROM scratch\nCOPY random.bin /data/random.bin\nCOPY text.txt /data/text.txt\n"
+        "COPY small /data/small\nCOPY random2.bin /data/random2.bin\n"
+    )
+
+
+def timed(func: Callable[[], None]) -> float:
+    start = time.perf_counter()
+    func()
+    return time.perf_counter() - start
+
+
+def run(command: list[str], env: dict[str, str]) -> None:
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"failed: {command[:4]}…\n{result.stderr[-2000:]}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size-mb", type=int, default=600)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    import docker
+
+    jr_push = [sys.executable, "-m", "jenkins_registry.cli.push"]
+    results: dict[str, list[float]] = {}
+
+    def record(name: str, seconds: float) -> None:
+        results.setdefault(name, []).append(seconds)
+        print(f"  {name}: {seconds:.2f} s", flush=True)
+
+    with services.docker_engine() as engine, tempfile.TemporaryDirectory() as ctx:
+        client = docker.DockerClient(base_url=engine.host, timeout=900)
+        make_context(Path(ctx), args.size_mb)
+        print(f"building a {args.size_mb} MB, 4-layer image …", flush=True)
+        image, _ = client.images.build(path=ctx, tag="bench-app:latest", rm=True)
+        print(f"image {image.short_id}, {image.attrs['Size'] / 1e6:.0f} MB", flush=True)
+        base_env = {**os.environ, "DOCKER_HOST": engine.host, "IMAGE": "bench-app:latest"}
+
+        for run_index in range(args.runs):
+            print(f"run {run_index + 1}/{args.runs}", flush=True)
+            for order in (("jr", "shell"), ("shell", "jr"))[run_index % 2]:
+                with services.registry() as reg:
+                    env = {**base_env, "DOCKER_LOGIN_USERNAME": reg.username or "",
+                           "DOCKER_LOGIN_PASSWORD": reg.password or "", "REGISTRY": reg.host}
+                    if order == "jr":
+                        record("a jr-push first push", timed(lambda: run(
+                            [*jr_push, "-q", "--image", "bench-app", "--registry", reg.host, "--name", "app1",
+                             "--tag", "v1"], env)))
+                        record("b jr-push re-push", timed(lambda: run(
+                            [*jr_push, "-q", "--image", "bench-app", "--registry", reg.host, "--name", "app1",
+                             "--tag", "v1"], env)))
+                        record("c jr-push three tags", timed(lambda: run(
+                            [*jr_push, "-q", "--image", "bench-app", "--registry", reg.host, "--name", "app3",
+                             "--tag", "1.0.0", "--tag", "1.0", "--tag", "latest"], env)))
+                    else:
+                        shell_env = {**env, "TARGET": f"{reg.host}/app1", "TAGS": "v1"}
+                        record("a shell first push", timed(lambda: run(["sh", "-c", SHELL_STEP], shell_env)))
+                        record("b shell re-push", timed(lambda: run(["sh", "-c", SHELL_STEP], shell_env)))
+                        shell3 = {**env, "TARGET": f"{reg.host}/app3", "TAGS": "1.0.0 1.0 latest"}
+                        record("c shell three tags", timed(lambda: run(["sh", "-c", SHELL_STEP], shell3)))
+        client.close()
+
+    startup = [timed(lambda: run([*jr_push, "--help"], dict(os.environ))) for _ in range(15)]
+    results["startup jr-push --help"] = startup
+
+    med = {name: statistics.median(values) for name, values in results.items()}
+    print("\nmedians")
+    for name in sorted(med):
+        print(f"  {name:28s} {med[name]:7.3f} s   (n={len(results[name])})")
+    print("ratios jr-push / shell (target)")
+    print(f"  (a) first push   {med['a jr-push first push'] / med['a shell first push']:.3f}  (<= 1.05)")
+    print(f"  (b) re-push      {med['b jr-push re-push'] / med['b shell re-push']:.3f}  "
+          f"(jr-push {med['b jr-push re-push']:.3f} s, target <= 0.35 s)")
+    print(f"  (c) three tags   {med['c jr-push three tags'] / med['c shell three tags']:.3f}  (<= 1.0)")
+    print(f"  start-up --help  {med['startup jr-push --help']:.3f} s  (<= 0.15 s)")
+
+
+if __name__ == "__main__":
+    main()
