@@ -3,7 +3,7 @@
 Scenarios (medians of --runs, interleaved so both see the same machine state):
   (a) first push of a ~600 MB, 4-layer image to an empty registry (a fresh registry each run);
   (b) re-push of the same image where every layer exists;
-  (c) first push with three tags;
+  (c) first push with three tags to another empty registry;
   plus the start-up of `jr-push --help`.
 The reference is the seed's shell: `docker tag`, `docker login --password-stdin` into a throw-away
 DOCKER_CONFIG, one `docker push` per tag. Prints medians and ratios; asserts nothing.
@@ -34,7 +34,8 @@ set -eu
 export DOCKER_CONFIG="$(mktemp -d)"
 trap 'rm -rf "$DOCKER_CONFIG"' EXIT
 for t in $TAGS; do docker tag "$IMAGE" "$TARGET:$t"; done
-printf '%s' "$DOCKER_LOGIN_PASSWORD" | docker login --username "$DOCKER_LOGIN_USERNAME" --password-stdin "$REGISTRY" >/dev/null
+printf '%s' "$DOCKER_LOGIN_PASSWORD" |
+  docker login --username "$DOCKER_LOGIN_USERNAME" --password-stdin "$REGISTRY" >/dev/null
 for t in $TAGS; do docker push -q "$TARGET:$t" >/dev/null; done
 """
 
@@ -64,9 +65,9 @@ def make_context(directory: Path, size_mb: int) -> None:
     )
 
 
-def timed(func: Callable[[], None]) -> float:
+def timed(func: Callable[..., None], *args: object) -> float:
     start = time.perf_counter()
-    func()
+    func(*args)
     return time.perf_counter() - start
 
 
@@ -77,7 +78,8 @@ def run(command: list[str], env: dict[str, str]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size-mb", type=int, default=600)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
@@ -100,29 +102,34 @@ def main() -> None:
 
         for run_index in range(args.runs):
             print(f"run {run_index + 1}/{args.runs}", flush=True)
-            for order in (("jr", "shell"), ("shell", "jr"))[run_index % 2]:
+            for tool in (("jr", "shell"), ("shell", "jr"))[run_index % 2]:
+                # (a) and (b) share a fresh registry; (c) gets its own, so that its layers must be
+                # uploaded too (the same registry would let the engine mount them from app1).
                 with services.registry() as reg:
                     env = {**base_env, "DOCKER_LOGIN_USERNAME": reg.username or "",
                            "DOCKER_LOGIN_PASSWORD": reg.password or "", "REGISTRY": reg.host}
-                    if order == "jr":
-                        record("a jr-push first push", timed(lambda: run(
-                            [*jr_push, "-q", "--image", "bench-app", "--registry", reg.host, "--name", "app1",
-                             "--tag", "v1"], env)))
-                        record("b jr-push re-push", timed(lambda: run(
-                            [*jr_push, "-q", "--image", "bench-app", "--registry", reg.host, "--name", "app1",
-                             "--tag", "v1"], env)))
-                        record("c jr-push three tags", timed(lambda: run(
-                            [*jr_push, "-q", "--image", "bench-app", "--registry", reg.host, "--name", "app3",
-                             "--tag", "1.0.0", "--tag", "1.0", "--tag", "latest"], env)))
+                    if tool == "jr":
+                        command = [*jr_push, "-q", "--image", "bench-app", "--registry", reg.host,
+                                   "--name", "app1", "--tag", "v1"]
+                        record("a jr-push first push", timed(run, command, env))
+                        record("b jr-push re-push", timed(run, command, env))
                     else:
                         shell_env = {**env, "TARGET": f"{reg.host}/app1", "TAGS": "v1"}
-                        record("a shell first push", timed(lambda: run(["sh", "-c", SHELL_STEP], shell_env)))
-                        record("b shell re-push", timed(lambda: run(["sh", "-c", SHELL_STEP], shell_env)))
+                        record("a shell first push", timed(run, ["sh", "-c", SHELL_STEP], shell_env))
+                        record("b shell re-push", timed(run, ["sh", "-c", SHELL_STEP], shell_env))
+                with services.registry() as reg:
+                    env = {**base_env, "DOCKER_LOGIN_USERNAME": reg.username or "",
+                           "DOCKER_LOGIN_PASSWORD": reg.password or "", "REGISTRY": reg.host}
+                    if tool == "jr":
+                        record("c jr-push three tags", timed(run,
+                            [*jr_push, "-q", "--image", "bench-app", "--registry", reg.host, "--name", "app3",
+                             "--tag", "1.0.0", "--tag", "1.0", "--tag", "latest"], env))
+                    else:
                         shell3 = {**env, "TARGET": f"{reg.host}/app3", "TAGS": "1.0.0 1.0 latest"}
-                        record("c shell three tags", timed(lambda: run(["sh", "-c", SHELL_STEP], shell3)))
+                        record("c shell three tags", timed(run, ["sh", "-c", SHELL_STEP], shell3))
         client.close()
 
-    startup = [timed(lambda: run([*jr_push, "--help"], dict(os.environ))) for _ in range(15)]
+    startup = [timed(run, [*jr_push, "--help"], dict(os.environ)) for _ in range(15)]
     results["startup jr-push --help"] = startup
 
     med = {name: statistics.median(values) for name, values in results.items()}

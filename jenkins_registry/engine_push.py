@@ -40,9 +40,7 @@ from jenkins_registry.reference import (
 log = logging.getLogger(__name__)
 
 DIGEST_LINE_RE = re.compile(r"^(?P<tag>\S+): digest: (?P<digest>sha256:[0-9a-f]{64}) size: (?P<size>\d+)$")
-# Extra tags are pushed side by side once the first tag has uploaded every layer; each is then
-# only a manifest PUT, so a few in parallel hide the per-push round trips.
-EXTRA_TAG_WORKERS = 4
+TAG_WORKERS = 4
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -219,14 +217,16 @@ def push_with_engine(
     if credentials is not None:
         _login(client, plan, credentials)
     progress.message(f"The push refers to repository [{plan.target}]")
-    first = _push_tag(client, plan, plan.tags[0], credentials, progress)
-    results = [first]
-    if len(plan.tags) > 1:
-        with ThreadPoolExecutor(max_workers=min(EXTRA_TAG_WORKERS, len(plan.tags) - 1)) as pool:
-            # Every layer is in place by now: the per-layer lines would only repeat themselves.
-            futures = [pool.submit(_push_tag, client, plan, tag, credentials, NullProgress())
-                       for tag in plan.tags[1:]]
-            results += [future.result() for future in futures]
+    # All tags at once: the engine shares one upload per layer between concurrent pushes to the
+    # same repository, so the extra tags cost only their manifest PUTs. Their progress lines would
+    # repeat the first tag's, so only the first one reports.
+    with ThreadPoolExecutor(max_workers=min(TAG_WORKERS, len(plan.tags))) as pool:
+        futures = [
+            pool.submit(_push_tag, client, plan, tag, credentials, progress if i == 0 else NullProgress())
+            for i, tag in enumerate(plan.tags)
+        ]
+        results = [future.result() for future in futures]
+    first = results[0]
     digests = {result.digest for result in results}
     if len(digests) != 1:
         raise RegistryError(

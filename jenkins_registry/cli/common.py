@@ -17,6 +17,25 @@ log = logging.getLogger("jenkins_registry")
 Handler = Callable[[argparse.Namespace], int]
 
 
+class _VersionAction(argparse.Action):
+    """--version, with the version looked up only when asked for (it costs start-up time)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
+                 default: str = argparse.SUPPRESS, help: str | None = None) -> None:
+        super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0,
+                         help=help or "show the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        from jenkins_registry import __version__
+
+        parser.exit(message=f"{parser.prog} {__version__}\n")
+
+
+def add_version_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--version", action=_VersionAction)
+
+
 def add_common_options(parser: argparse.ArgumentParser) -> None:
     """--debug and --quiet, accepted by every command and subcommand."""
     parser.add_argument(

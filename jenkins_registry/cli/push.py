@@ -13,8 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from jenkins_registry import __version__
-from jenkins_registry.cli.common import add_common_options, run_command
+from jenkins_registry.cli.common import add_common_options, add_version_option, run_command
 from jenkins_registry.credentials import (
     DEFAULT_PASSWORD_ENV,
     DEFAULT_USERNAME_ENV,
@@ -78,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
                             help="parallel layer uploads (default: number of CPUs, at most 4)")
     daemonless.add_argument("--insecure", action="store_true",
                             help="allow plain HTTP to a non-loopback registry")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    add_version_option(parser)
     add_common_options(parser)
     parser.set_defaults(handler=handle_push)
     return parser
