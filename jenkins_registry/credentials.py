@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from jenkins_registry.errors import CredentialsError
 
@@ -29,12 +29,23 @@ DEFAULT_PASSWORD_ENV = "DOCKER_LOGIN_PASSWORD"
 
 
 class Secret:
-    """A string that shows `****` in str(), repr() and f-strings; `reveal()` is the only way out."""
+    """A string that shows `****` in str(), repr() and f-strings; `reveal()` is the only way out.
+
+    Every value is also remembered (for this process only) so that the CLI can redact it from any
+    text it prints, including --debug tracebacks of third-party errors.
+    """
 
     __slots__ = ("_value",)
+    _seen: ClassVar[set[str]] = set()
 
     def __init__(self, value: str) -> None:
         self._value = value
+        if value:
+            Secret._seen.add(value)
+
+    @classmethod
+    def known_values(cls) -> frozenset[str]:
+        return frozenset(cls._seen)
 
     def reveal(self) -> str:
         return self._value

@@ -23,8 +23,14 @@ if [ ! -x "$JR_VENV/bin/python" ]; then
 fi
 extras="fast"
 [ "${JR_BOOTSTRAP_TEST:-0}" = 1 ] && extras="fast,test"
-"$JR_VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
-"$JR_VENV/bin/python" -m pip install -q -e ".[${extras}]"
+# pip's output is kept for when it fails; on success it is only noise in the log.
+pip_quiet() {
+  local log; log=$(mktemp)
+  if ! "$JR_VENV/bin/python" -m pip "$@" >"$log" 2>&1; then cat "$log" >&2; rm -f "$log"; return 1; fi
+  rm -f "$log"
+}
+pip_quiet install -q --upgrade pip
+pip_quiet install -q -e ".[${extras}]"
 export PATH="$JR_VENV/bin:$PATH"
 
 if [ "${JR_BOOTSTRAP_TEST:-0}" = 1 ]; then

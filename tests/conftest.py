@@ -12,8 +12,10 @@ from tests import services
 
 
 @pytest.fixture(autouse=True)
-def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """No test reads or writes the developer's real HOME, docker config or keyring."""
+    import keyring.core
+
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
@@ -23,9 +25,12 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
     for var in ("DOCKER_LOGIN_USERNAME", "DOCKER_LOGIN_PASSWORD", "JR_REGISTRY", "JENKINS_URL",
                 "JENKINS_USER", "JENKINS_API_TOKEN", "NEXUS_USERNAME", "NEXUS_PASSWORD",
-                "BUILD_NUMBER", "DOCKER_AUTH_CONFIG"):
+                "BUILD_NUMBER", "DOCKER_AUTH_CONFIG", "CI"):
         monkeypatch.delenv(var, raising=False)
-    return home
+    # keyring caches its backend per process: make each test choose afresh from its environment.
+    keyring.core._keyring_backend = None
+    yield home
+    keyring.core._keyring_backend = None
 
 
 @pytest.fixture(scope="session")

@@ -89,3 +89,26 @@ def test_unexpected_exception_is_reported_without_traceback(
     assert "bug in jenkins-registry" in err and "Traceback" not in err and "internal detail" not in err
     assert push_cli.main(["--image", "x", "--registry", "r:1", "--debug"]) == ExitCode.FAILURE
     assert "Traceback" in capsys.readouterr().err
+
+
+def test_debug_traceback_redacts_secrets_quoted_by_third_party_errors(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import jenkins_registry.cli.push as push_cli
+    from jenkins_registry.credentials import Secret
+    from jenkins_registry.errors import RegistryError
+
+    secret = "Debug-Tr4ceback-Secret"
+
+    def leaky(args: object) -> int:
+        password = Secret(secret)
+        try:
+            raise RuntimeError(f"server echoed Authorization: {password.reveal()}")
+        except RuntimeError as exc:
+            raise RegistryError(f"failed near {password.reveal()}") from exc
+
+    monkeypatch.setattr(push_cli, "handle_push", leaky)
+    assert push_cli.main(["--image", "x", "--registry", "r:1", "--debug"]) == ExitCode.REGISTRY
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "server echoed" in err
+    assert secret not in err

@@ -10,7 +10,8 @@ import sys
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 
-from jenkins_registry.errors import ExitCode, JrError
+from jenkins_registry.credentials import Secret
+from jenkins_registry.errors import ExitCode, JrError, redact
 
 log = logging.getLogger("jenkins_registry")
 
@@ -29,7 +30,8 @@ class _VersionAction(argparse.Action):
                  values: object, option_string: str | None = None) -> None:
         from jenkins_registry import __version__
 
-        parser.exit(message=f"{parser.prog} {__version__}\n")
+        sys.stdout.write(f"{parser.prog} {__version__}\n")
+        parser.exit()
 
 
 def add_version_option(parser: argparse.ArgumentParser) -> None:
@@ -81,10 +83,20 @@ def prompt_secret(question: str) -> str:
     return getpass.getpass(question, stream=sys.stderr)
 
 
+def _safe(text: str) -> str:
+    """Last line of defence: hide every secret this process has held, whatever the text's origin."""
+    return redact(text, Secret.known_values())
+
+
 def report_error(prog: str, exc: JrError) -> None:
-    sys.stderr.write(f"{prog}: error: {exc.message}\n")
+    sys.stderr.write(_safe(f"{prog}: error: {exc.message}\n"))
     if exc.hint:
-        sys.stderr.write(f"{prog}: what to do: {exc.hint}\n")
+        sys.stderr.write(_safe(f"{prog}: what to do: {exc.hint}\n"))
+
+
+def print_debug_traceback() -> None:
+    # Chained third-party exceptions may quote what they were sent: redact before printing.
+    sys.stderr.write(_safe(traceback.format_exc()))
 
 
 def run_command(
@@ -109,7 +121,7 @@ def run_command(
         return int(handler(args))
     except JrError as exc:
         if debug:
-            traceback.print_exc()
+            print_debug_traceback()
         report_error(prog, exc)
         return int(exc.exit_code)
     except KeyboardInterrupt:
@@ -117,7 +129,7 @@ def run_command(
         return ExitCode.INTERRUPTED
     except Exception as exc:  # a bug: say so plainly, without echoing third-party text
         if debug:
-            traceback.print_exc()
+            print_debug_traceback()
         sys.stderr.write(
             f"{prog}: error: unexpected {type(exc).__name__}; this is a bug in jenkins-registry.\n"
             f"{prog}: what to do: re-run with --debug and report the traceback.\n"
