@@ -323,3 +323,37 @@ def test_http_registry_not_in_insecure_registries(
         assert "server gave HTTP response to HTTPS client" in err
         assert f'"insecure-registries": ["{name}"]' in err
         assert "/etc/docker/daemon.json" in err
+
+
+def test_live_display_on_a_terminal(
+    docker_env: str, registry: services.Registry, jenkins_test_image: str, tmp_path: Path,
+) -> None:
+    """On a terminal the layer lines are redrawn in place; the result line still ends the output."""
+    import os
+    import pty
+
+    controller, terminal = pty.openpty()
+    env = {**creds_env(docker_env, registry), "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jenkins_registry.cli.push", "--image", "jenkins-test",
+         "--registry", registry.host, "--name", "live/app"],
+        env=env, stdin=subprocess.DEVNULL, stdout=terminal, stderr=terminal,
+    )
+    os.close(terminal)
+    chunks = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            data = os.read(controller, 65536)
+        except OSError:  # the terminal closed: the process has exited
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=60)
+    os.close(controller)
+    screen = b"".join(chunks).decode()
+    assert proc.returncode == 0, screen
+    assert "\x1b[" in screen and "\x1b[2K" in screen  # cursor movement: a live display
+    assert f"{registry.host}/live/app:latest@sha256:" in screen
+    assert_absent(SECRET, screen)
