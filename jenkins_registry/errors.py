@@ -193,3 +193,10 @@ def redact(text: str, secrets: Iterable[str | None]) -> str:
             if len(form) >= 3:
                 text = text.replace(form, "****")
     return text
+
+
+class TemplateError(JrError):
+    """Raised when a shipped template is missing or fails to render (a packaging bug, not input)."""
+
+    exit_code = ExitCode.FAILURE
+    default_hint = "Reinstall jenkins-registry; if it persists, re-run with --debug and report it."

@@ -6,12 +6,11 @@ import argparse
 import importlib
 from collections.abc import Mapping, Sequence
 
-from jenkins_registry import __version__
-from jenkins_registry.cli.common import add_common_options, run_command
+from jenkins_registry.cli.common import add_common_options, add_version_option, run_command
 
 # Each module named here defines `register(subparsers)`, adding its subcommands with a
 # `handler` default; importing them must stay cheap (heavy libraries are imported in handlers).
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("render",)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,7 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="jr",
         description="Set up and use a private Docker registry from Jenkins, without leaking secrets.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    add_version_option(parser)
     add_common_options(parser)
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     for name in COMMAND_MODULES:
