@@ -40,7 +40,7 @@ from jenkins_registry.reference import (
 log = logging.getLogger(__name__)
 
 DIGEST_LINE_RE = re.compile(r"^(?P<tag>\S+): digest: (?P<digest>sha256:[0-9a-f]{64}) size: (?P<size>\d+)$")
-TAG_WORKERS = 4
+EXTRA_TAG_WORKERS = 4
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -217,16 +217,16 @@ def push_with_engine(
     if credentials is not None:
         _login(client, plan, credentials)
     progress.message(f"The push refers to repository [{plan.target}]")
-    # All tags at once: the engine shares one upload per layer between concurrent pushes to the
-    # same repository, so the extra tags cost only their manifest PUTs. Their progress lines would
-    # repeat the first tag's, so only the first one reports.
-    with ThreadPoolExecutor(max_workers=min(TAG_WORKERS, len(plan.tags))) as pool:
-        futures = [
-            pool.submit(_push_tag, client, plan, tag, credentials, progress if i == 0 else NullProgress())
-            for i, tag in enumerate(plan.tags)
-        ]
-        results = [future.result() for future in futures]
-    first = results[0]
+    # The first tag uploads the layers. Only then the others go, side by side: each is a HEAD per
+    # layer and a manifest PUT. (Pushing all tags at once made the engine upload the same blob
+    # concurrently, which the registry answered with 500.) Their progress would repeat the first's.
+    first = _push_tag(client, plan, plan.tags[0], credentials, progress)
+    results = [first]
+    if len(plan.tags) > 1:
+        with ThreadPoolExecutor(max_workers=min(EXTRA_TAG_WORKERS, len(plan.tags) - 1)) as pool:
+            futures = [pool.submit(_push_tag, client, plan, tag, credentials, NullProgress())
+                       for tag in plan.tags[1:]]
+            results += [future.result() for future in futures]
     digests = {result.digest for result in results}
     if len(digests) != 1:
         raise RegistryError(
