@@ -11,7 +11,7 @@ import json
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Literal, TextIO
 
 from jenkins_registry.cli.common import add_common_options, add_version_option, run_command
 from jenkins_registry.credentials import (
@@ -121,7 +121,7 @@ def _push_daemonless(args: argparse.Namespace, registry: str, progress: Progress
     repository = parse_path(args.name) if args.name else None
     tags = [parse_tag(tag) for tag in args.tag]
     path = args.from_archive or args.from_oci
-    kind = "archive" if args.from_archive else "oci"
+    kind: Literal["archive", "oci"] = "archive" if args.from_archive else "oci"
     return daemonless_push.push_image_source(
         path, source_kind=kind, registry=registry, repository=repository, tags=tags,
         credentials=_credentials(args, registry), compression=args.compression,

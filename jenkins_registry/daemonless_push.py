@@ -1,0 +1,544 @@
+"""Push an image from a `docker save` archive or an OCI layout straight to a registry, no daemon.
+
+Order of work, so that a tag never points at an incomplete image:
+  1. read and check the source (image_archive) — a corrupt file fails here, before any network;
+  2. ping the registry, check the credentials for the repository;
+  3. per layer, in parallel (`jobs`): skip it if the registry already has it (HEAD), mount it
+     from another repository when a previous push recorded one, else stream it (compressing with
+     compression.LayerStream, checking its DiffID on the way) and upload it with retries;
+  4. the config blob;
+  5. the manifest, PUT once per tag, last. If a later tag fails, the tags already written are
+     removed again (by deleting the manifest when this push created it).
+
+Manifest format: Docker schema2 (`application/vnd.docker.distribution.manifest.v2+json`, gzip
+layers) for `compression="gzip"`, which every registry and engine accepts; OCI
+(`application/vnd.oci.image.manifest.v1+json`) with `…layer.v1.tar` layers for
+`compression="none"` (digest = DiffID), and for sources whose layers are zstd. An OCI layout
+whose layers already have the wanted compression is pushed with its own manifest, byte for byte,
+so its digest is kept.
+
+Re-pushing an unchanged image costs a few requests: layers are matched to blobs the registry
+already has, through the manifest (and config) the target tag points at now, and through an
+optional local blob cache (`blob_cache`), which also names repositories to mount from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from jenkins_registry import image_archive
+from jenkins_registry.compression import Cancelled, Compressor, Encoding, LayerStream
+from jenkins_registry.credentials import UsernamePassword
+from jenkins_registry.errors import InputFileError, JrError, RegistryError, UsageError
+from jenkins_registry.image_archive import (
+    MEDIA_DOCKER_CONFIG,
+    MEDIA_DOCKER_MANIFEST,
+    MEDIA_OCI_CONFIG,
+    MEDIA_OCI_MANIFEST,
+    ImageSource,
+    LayerBlob,
+)
+from jenkins_registry.progress import ProgressSink
+from jenkins_registry.push_result import PushResult
+from jenkins_registry.reference import parse_path, parse_registry, parse_tag
+from jenkins_registry.registry_client import BytesBody, Manifest, RegistryClient, RetryPolicy
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+log = logging.getLogger(__name__)
+
+Compression = Literal["gzip", "none"]
+
+DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+OCI_LAYER = {
+    "none": "application/vnd.oci.image.layer.v1.tar",
+    "gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
+    "zstd": "application/vnd.oci.image.layer.v1.tar+zstd",
+}
+_MEDIA_ENCODING: dict[str, Encoding] = {
+    DOCKER_LAYER_GZIP: "gzip",
+    "application/vnd.docker.image.rootfs.diff.tar": "none",
+    **{media: encoding for encoding, media in OCI_LAYER.items()},  # type: ignore[misc]
+}
+_ACCEPT = (MEDIA_DOCKER_MANIFEST, MEDIA_OCI_MANIFEST)
+
+
+def default_jobs() -> int:
+    """min(4, CPU count): parallel layer uploads, and deflate threads."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    media_type: str
+    digest: str
+    size: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"mediaType": self.media_type, "size": self.size, "digest": self.digest}
+
+
+@dataclass(frozen=True)
+class _Known:
+    """A blob believed to hold a layer in the wanted encoding, and repositories that have it."""
+
+    digest: str
+    size: int
+    repositories: tuple[str, ...] = ()
+
+
+# -- the local blob cache -------------------------------------------------------------------------
+
+
+class BlobInfoCache:
+    """Which compressed blobs this machine pushed for a DiffID, and to which repositories.
+
+    A JSON file (written atomically, read tolerantly: a broken cache is ignored, never fatal).
+    Bounded: a few blobs per DiffID, a few repositories per blob, a few thousand DiffIDs.
+    """
+
+    MAX_LAYERS = 4000
+    MAX_BLOBS = 4
+    MAX_REPOSITORIES = 8
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._layers: dict[str, list[dict[str, Any]]] = {}
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            layers = data.get("layers") if isinstance(data, dict) and data.get("version") == 1 else None
+            if isinstance(layers, dict):
+                self._layers = {k: v for k, v in layers.items() if isinstance(v, list)}
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError) as exc:
+            log.debug("ignoring the unreadable blob cache %s (%s)", path, type(exc).__name__)
+
+    def lookup(self, diff_id: str, encoding: Encoding, registry: str) -> list[_Known]:
+        found = []
+        with self._lock:
+            for entry in self._layers.get(diff_id, []):
+                try:
+                    if entry["encoding"] != encoding:
+                        continue
+                    repos = tuple(r.split("/", 1)[1] for r in entry["repositories"]
+                                  if isinstance(r, str) and r.startswith(registry + "/"))
+                    found.append(_Known(str(entry["digest"]), int(entry["size"]), repos))
+                except (KeyError, TypeError, ValueError, AttributeError):
+                    continue
+        return found
+
+    def record(self, diff_id: str, encoding: Encoding, digest: str, size: int, where: str) -> None:
+        with self._lock:
+            entries = self._layers.pop(diff_id, [])
+            entry = next((e for e in entries if isinstance(e, dict) and e.get("digest") == digest), None)
+            if entry is None:
+                entry = {"digest": digest, "size": size, "encoding": encoding, "repositories": []}
+            else:
+                entries.remove(entry)
+            repos = [r for r in entry.get("repositories", []) if r != where]
+            entry["repositories"] = [where, *repos][: self.MAX_REPOSITORIES]
+            self._layers[diff_id] = [entry, *entries][: self.MAX_BLOBS]
+            while len(self._layers) > self.MAX_LAYERS:
+                self._layers.pop(next(iter(self._layers)))
+
+    def save(self) -> None:
+        """Write the cache atomically; a failure is logged, never raised (it is only a cache)."""
+        from jenkins_registry.atomic_file import write_atomic
+
+        with self._lock:
+            text = json.dumps({"version": 1, "layers": self._layers})
+        try:
+            write_atomic(self.path, text)
+        except OSError as exc:
+            log.debug("could not write the blob cache %s (%s)", self.path, type(exc).__name__)
+
+
+# -- planning -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Plan:
+    layer: LayerBlob
+    target: Encoding
+    media_type: str
+
+    @property
+    def as_is(self) -> bool:
+        return self.layer.encoding == self.target
+
+    @property
+    def digest_before_upload(self) -> str | None:
+        """The pushed digest when it is known without reading the layer."""
+        if self.as_is:
+            return self.layer.digest or (self.layer.diff_id if self.target == "none" else None)
+        if self.target == "none":
+            return self.layer.diff_id
+        return None
+
+
+def _target_encoding(layer: LayerBlob, compression: Compression, source: Path) -> Encoding:
+    if layer.encoding == "zstd":
+        if compression == "none":
+            raise UsageError(f"{source}: {layer.location} is zstd-compressed and cannot be stored "
+                             "uncompressed here.", hint="Use --compression gzip (the layer is then "
+                             "pushed as it is).")
+        return "zstd"
+    return "gzip" if compression == "gzip" else "none"
+
+
+ManifestFormat = Literal["verbatim", "docker", "oci"]
+
+
+def _manifest_format(source: ImageSource, targets: Sequence[Encoding]) -> ManifestFormat:
+    if source.manifest is not None and all(
+            layer.encoding == target for layer, target in zip(source.layers, targets, strict=True)):
+        return "verbatim"
+    if all(t == "gzip" for t in targets):
+        return "docker"
+    return "oci"
+
+
+def _resolve_names(source: ImageSource, repository: str | None,
+                   tags: Sequence[str]) -> tuple[str, tuple[str, ...]]:
+    default_path, default_tag = source.default_name()
+    if repository is None:
+        if default_path is None:
+            raise UsageError(f"{source.path} records no image name.",
+                             hint="Pass the repository with --name (e.g. --name team/app).")
+        repository = default_path
+    repository = parse_path(repository)
+    wanted = list(dict.fromkeys(parse_tag(t) for t in tags)) or [default_tag or "latest"]
+    return repository, tuple(parse_tag(t) for t in wanted)
+
+
+# -- the push -------------------------------------------------------------------------------------
+
+
+class _LayerBody:
+    """A fresh LayerStream over a fresh reader for each upload attempt; closes the reader."""
+
+    def __init__(self, make: Callable[[image_archive.SliceReader], LayerStream],
+                 layer: LayerBlob) -> None:
+        self._make = make
+        self._layer = layer
+        self._stream: LayerStream | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        with self._layer.open() as reader:
+            self._stream = self._make(reader)
+            yield from self._stream
+
+    @property
+    def digest(self) -> str:
+        if self._stream is None:
+            raise RuntimeError("not read yet")
+        return self._stream.digest
+
+    @property
+    def size(self) -> int:
+        return self._stream.size if self._stream is not None else 0
+
+
+class _Pusher:
+    def __init__(self, client: RegistryClient, source: ImageSource, repository: str,
+                 compression: Compression, jobs: int, progress: ProgressSink,
+                 cache: BlobInfoCache | None, chunk_size: int | None) -> None:
+        self.client = client
+        self.source = source
+        self.repository = repository
+        self.jobs = jobs
+        self.progress = progress
+        self.cache = cache
+        self.chunk_size = chunk_size
+        self.cancel = threading.Event()
+        targets = [_target_encoding(layer, compression, source.path) for layer in source.layers]
+        self.format = _manifest_format(source, targets)
+        self.plans = [
+            _Plan(layer, target, DOCKER_LAYER_GZIP if self.format == "docker" else
+                  (layer.media_type or OCI_LAYER[target]) if self.format == "verbatim" else
+                  OCI_LAYER[target])
+            for layer, target in zip(source.layers, targets, strict=True)
+        ]
+        self.known: dict[str, list[_Known]] = {}
+
+    # -- what the registry (or the cache) already has --------------------------------------------
+
+    def discover(self, tag: str) -> Manifest | None:
+        """Map DiffIDs to blobs through the manifest *tag* points at now, and the local cache.
+
+        Returns that manifest (None when the tag does not exist or cannot be used).
+        """
+        registry = self.client.registry
+        if self.cache is not None:
+            for plan in self.plans:
+                found = self.cache.lookup(plan.layer.diff_id, plan.target, registry)
+                if found:
+                    self.known.setdefault(plan.layer.diff_id, []).extend(found)
+        try:
+            current = self.client.get_manifest(self.repository, tag, _ACCEPT)
+            if current is None:
+                return None
+            document = json.loads(current.body)
+            config_digest = document["config"]["digest"]
+            layers = document["layers"]
+            if config_digest == self.source.config_digest:
+                diff_ids = list(self.source.diff_ids)
+            else:
+                old = json.loads(self.client.get_blob(self.repository, config_digest))
+                diff_ids = old["rootfs"]["diff_ids"]
+            if len(diff_ids) != len(layers):
+                return None
+            for diff_id, layer in zip(diff_ids, layers, strict=True):
+                encoding = _MEDIA_ENCODING.get(str(layer.get("mediaType")))
+                if encoding is not None and encoding == self._target_for(diff_id):
+                    self.known.setdefault(diff_id, []).append(
+                        _Known(str(layer["digest"]), int(layer["size"]), (self.repository,)))
+            return current
+        except (RegistryError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            log.debug("could not use the current manifest of %s:%s (%s)", self.repository, tag,
+                      type(exc).__name__)
+            return None
+
+    def unchanged(self, current: Manifest) -> list[Descriptor] | None:
+        """The layer descriptors of *current* when it is exactly the manifest this push would write.
+
+        A tagged manifest's blobs are all in the registry (it checked them at PUT, and garbage
+        collection keeps what a tag references), so then nothing needs to be sent again.
+        """
+        try:
+            document = json.loads(current.body)
+            layers = [Descriptor(plan.media_type, str(item["digest"]), int(item["size"]))
+                      for plan, item in zip(self.plans, document["layers"], strict=True)]
+        except (ValueError, KeyError, TypeError):
+            return None
+        if self.format == "verbatim":
+            same = current.body == self.source.manifest
+        else:
+            same = _manifest_bytes(self, self.config_descriptor(), layers)[0] == current.body
+        if not same:
+            return None
+        for plan in self.plans:
+            self.progress.layer(plan.layer.short_id, "Layer already exists")
+        return layers
+
+    def _target_for(self, diff_id: str) -> Encoding | None:
+        return next((p.target for p in self.plans if p.layer.diff_id == diff_id), None)
+
+    # -- one layer -------------------------------------------------------------------------------
+
+    def push_layer(self, plan: _Plan, compressor: Compressor) -> Descriptor:
+        layer = plan.layer
+        short = layer.short_id
+        if self.cancel.is_set():
+            raise Cancelled(layer.location)
+        client, repo = self.client, self.repository
+        for known in self.known.get(layer.diff_id, []):
+            size = client.blob_exists(repo, known.digest)
+            if size is not None:
+                self.progress.layer(short, "Layer already exists")
+                return Descriptor(plan.media_type, known.digest, size or known.size)
+        early = plan.digest_before_upload
+        if early is not None:
+            size = client.blob_exists(repo, early)
+            if size is not None:
+                self.progress.layer(short, "Layer already exists")
+                return Descriptor(plan.media_type, early, size or layer.size)
+        for known in self.known.get(layer.diff_id, []):
+            for other in known.repositories:
+                if other != repo and client.mount_blob(repo, known.digest, other):
+                    self.progress.layer(short, f"Mounted from {other}")
+                    return Descriptor(plan.media_type, known.digest, known.size)
+        total = layer.size if layer.encoding == "none" else None
+
+        def report(done: int) -> None:
+            self.progress.layer(short, "Pushing", done, total)
+
+        def make(reader: image_archive.SliceReader) -> LayerStream:
+            return LayerStream(
+                reader, stored=layer.encoding, target=plan.target, diff_id=layer.diff_id,
+                what=f"{self.source.path}: {layer.location}", stored_digest=layer.digest,
+                compressor=compressor, cancel=self.cancel, on_progress=report,
+            )
+
+        def retrying(delay: float) -> None:
+            self.progress.layer(short, f"Retrying in {math.ceil(delay)} seconds")
+
+        self.progress.layer(short, "Pushing", 0, total)
+        uploaded = client.upload_blob(
+            repo, lambda: _LayerBody(make, layer), digest=early,
+            size=layer.size if plan.as_is else None, chunk_size=self.chunk_size, on_retry=retrying,
+        )
+        self.progress.layer(short, "Pushed")
+        return Descriptor(plan.media_type, uploaded.digest, uploaded.size)
+
+    def config_descriptor(self) -> Descriptor:
+        media_type = MEDIA_DOCKER_CONFIG if self.format == "docker" else (
+            self.source.config_media_type or MEDIA_OCI_CONFIG)
+        return Descriptor(media_type, self.source.config_digest, len(self.source.config))
+
+    def push_config(self) -> Descriptor:
+        descriptor = self.config_descriptor()
+        media_type, digest, data = descriptor.media_type, descriptor.digest, self.source.config
+        if self.client.blob_exists(self.repository, digest) is None:
+            self.client.upload_blob(self.repository, lambda: BytesBody(data), digest=digest,
+                                    size=len(data))
+        return Descriptor(media_type, digest, len(data))
+
+    # -- all blobs -------------------------------------------------------------------------------
+
+    def push_blobs(self) -> tuple[Descriptor, list[Descriptor]]:
+        """Config and layers, in parallel: largest layer first (it bounds the wall time), each
+        distinct DiffID once. On the first failure the others are cancelled and it is raised."""
+        from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+
+        with Compressor(self.jobs) as compressor, ThreadPoolExecutor(
+                max_workers=self.jobs, thread_name_prefix="jr-push") as pool:
+            for plan in self.plans:
+                self.progress.layer(plan.layer.short_id, "Preparing")
+            config_future = pool.submit(self.push_config)
+            by_diff_id: dict[str, Future[Descriptor]] = {}
+            for plan in sorted(self.plans, key=lambda p: p.layer.size, reverse=True):
+                if plan.layer.diff_id not in by_diff_id:
+                    by_diff_id[plan.layer.diff_id] = pool.submit(self.push_layer, plan, compressor)
+            everything: list[Future[Any]] = [config_future, *by_diff_id.values()]
+            try:
+                wait(everything, return_when=FIRST_EXCEPTION)
+                if any(f.done() and f.exception() is not None for f in everything):
+                    self.cancel.set()
+                    wait(everything)
+                    raise _first_error([f.exception() for f in everything])
+            except BaseException:
+                self.cancel.set()
+                raise
+            return config_future.result(), [by_diff_id[p.layer.diff_id].result() for p in self.plans]
+
+
+def _first_error(errors: Sequence[BaseException | None]) -> BaseException:
+    """The error to report: a corrupt input first, then any real failure, then a cancellation."""
+    real = [e for e in errors if e is not None and not isinstance(e, Cancelled)]
+    for error in real:
+        if isinstance(error, InputFileError):
+            return error
+    return real[0] if real else next(e for e in errors if e is not None)
+
+
+def _manifest_bytes(pusher: _Pusher, config: Descriptor, layers: Sequence[Descriptor]) -> tuple[bytes, str]:
+    source = pusher.source
+    if pusher.format == "verbatim":
+        assert source.manifest is not None and source.manifest_media_type is not None
+        return source.manifest, source.manifest_media_type
+    media_type = MEDIA_DOCKER_MANIFEST if pusher.format == "docker" else MEDIA_OCI_MANIFEST
+    document = {
+        "schemaVersion": 2,
+        "mediaType": media_type,
+        "config": config.to_json(),
+        "layers": [layer.to_json() for layer in layers],
+    }
+    return json.dumps(document, indent=3).encode(), media_type
+
+
+def _put_tags(client: RegistryClient, repository: str, tags: Sequence[str], body: bytes,
+              media_type: str, digest: str, progress: ProgressSink, *, existed: bool | None) -> None:
+    """PUT the manifest once per tag; on a failure, take back the tags this push already wrote.
+
+    *existed* says whether the manifest was in the registry before (None: ask it, when it matters).
+    """
+    if existed is None:
+        existed = len(tags) > 1 and client.manifest_digest(repository, digest, (media_type,)) is not None
+    written: list[str] = []
+    for tag in tags:
+        try:
+            client.put_manifest(repository, tag, body, media_type)
+        except JrError as exc:
+            if written:
+                undone = not existed and client.delete_manifest(repository, digest)
+                left = "" if undone else (
+                    f" The tags {', '.join(written)} were already published and could not be taken "
+                    "back; they point at the complete image.")
+                exc.message += left
+                exc.args = (exc.message,)
+            raise
+        written.append(tag)
+        progress.message(f"{tag}: digest: {digest} size: {len(body)}")
+
+
+def push_image_source(
+    source_path: Path,
+    *,
+    source_kind: Literal["archive", "oci"],
+    registry: str,
+    repository: str | None,
+    tags: Sequence[str],
+    credentials: UsernamePassword | None,
+    compression: Literal["gzip", "none"],
+    jobs: int,
+    insecure: bool,
+    progress: ProgressSink,
+    image_selector: str | None = None,
+    blob_cache: Path | None = None,
+    retry: RetryPolicy | None = None,
+    chunk_size: int | None = None,
+) -> PushResult:
+    """Push the image in *source_path* to `registry/repository:tag` for every tag, without a daemon.
+
+    *repository* None takes the name recorded in the source (registry part dropped); empty *tags*
+    take the source's tag, else `latest`. *jobs* 0 means `default_jobs()`. *blob_cache* names a
+    JSON file that remembers pushed blobs between runs (for skipping and cross-repository mounts);
+    None keeps no state.
+    *chunk_size* switches blob uploads to chunked PATCHes of that many bytes.
+    Raises JrError subclasses (the same as the engine path for registry failures).
+    """
+    registry = parse_registry(registry)
+    if compression not in ("gzip", "none"):
+        raise UsageError(f"Unknown compression {compression!r}.", hint="Use gzip or none.")
+    jobs = jobs if jobs >= 1 else default_jobs()
+    source = image_archive.open_image_source(Path(source_path), source_kind, image_selector)
+    repository, tag_list = _resolve_names(source, repository, tags)
+    cache = BlobInfoCache(blob_cache) if blob_cache is not None else None
+    log.info("pushing %s (%d layers, %s) to %s/%s as %s", source.path, len(source.layers),
+             compression, registry, repository, ", ".join(tag_list))
+    client = RegistryClient(registry, credentials=credentials, insecure=insecure, retry=retry,
+                            pool_size=jobs * 2 + 2)
+    try:
+        pusher = _Pusher(client, source, repository, compression, jobs, progress, cache, chunk_size)
+        client.ping()
+        client.check_credentials(repository, probe=False)
+        progress.message(f"The push refers to repository [{registry}/{repository}]")
+        current = pusher.discover(tag_list[0])
+        layers = pusher.unchanged(current) if current is not None else None
+        if current is not None and layers is not None:
+            log.info("%s/%s:%s already is this image; nothing to upload", registry, repository,
+                     tag_list[0])
+            body, media_type, digest = current.body, current.media_type, current.digest
+            progress.message(f"{tag_list[0]}: digest: {digest} size: {len(body)}")
+            _put_tags(client, repository, tag_list[1:], body, media_type, digest, progress,
+                      existed=True)
+        else:
+            config, layers = pusher.push_blobs()
+            body, media_type = _manifest_bytes(pusher, config, layers)
+            digest = f"sha256:{hashlib.sha256(body).hexdigest()}"
+            _put_tags(client, repository, tag_list, body, media_type, digest, progress, existed=None)
+        if cache is not None:
+            for plan, descriptor in zip(pusher.plans, layers, strict=True):
+                cache.record(plan.layer.diff_id, plan.target, descriptor.digest, descriptor.size,
+                             f"{registry}/{repository}")
+            cache.save()
+    finally:
+        client.close()
+    return PushResult(
+        registry=registry, repository=repository, tags=tag_list, digest=digest,
+        manifest_size=len(body), image_size=source.size, image_id=source.config_digest,
+        method="daemonless",
+    )

@@ -1,0 +1,538 @@
+"""Read an image from a `docker save` archive or an OCI image layout, without unpacking it.
+
+Sources understood:
+  * a `docker save` tar, classic layout (engines before v25: `manifest.json`, `<id>.json`,
+    `<layer>/layer.tar`) or the OCI layout newer engines write (`manifest.json` next to
+    `index.json` and `blobs/sha256/…`). `manifest.json` and the config's `rootfs.diff_ids` are the
+    source of truth, because `index.json` from some v25 engines is wrong (moby #47065, #47210);
+  * an OCI image layout, as a directory or as a tar without `manifest.json` (`index.json` →
+    manifest → config and layers).
+
+Everything that can be checked without reading the layers is checked here, before any network
+work: the JSON documents, the config digest against its name, the number of layers against
+`rootfs.diff_ids`, every member present and inside the file, blob sizes. Layer contents are
+checked while they are streamed (compression.LayerStream). Layers are read straight out of the
+tar by offset (`os.pread`), so nothing is extracted to disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import posixpath
+import re
+import tarfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from jenkins_registry.compression import Encoding, detect_encoding
+from jenkins_registry.errors import InputFileError, InvalidReferenceError, UsageError
+from jenkins_registry.reference import parse_reference
+
+log = logging.getLogger(__name__)
+
+SourceKind = Literal["archive", "oci"]
+
+MEDIA_OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+MEDIA_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+MEDIA_OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+MEDIA_DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+MEDIA_DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+MEDIA_DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+
+_LAYER_ENCODINGS: Mapping[str, Encoding] = {
+    "application/vnd.oci.image.layer.v1.tar": "none",
+    "application/vnd.oci.image.layer.v1.tar+gzip": "gzip",
+    "application/vnd.oci.image.layer.v1.tar+zstd": "zstd",
+    "application/vnd.docker.image.rootfs.diff.tar": "none",
+    "application/vnd.docker.image.rootfs.diff.tar.gzip": "gzip",
+}
+_JSON_LIMIT = 16 * 1024 * 1024
+_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+_HINT = "Re-create it (e.g. `docker save -o FILE IMAGE`) and try again; nothing was pushed."
+
+
+class SliceReader:
+    """Reads `length` bytes of a file from `offset` with pread: thread-safe, no extraction."""
+
+    def __init__(self, path: Path, offset: int, length: int) -> None:
+        self._fd = os.open(path, os.O_RDONLY)
+        self._pos = offset
+        self._end = offset + length
+
+    def read(self, size: int, /) -> bytes:
+        size = min(size, self._end - self._pos)
+        if size <= 0:
+            return b""
+        data = os.pread(self._fd, size, self._pos)
+        self._pos += len(data)
+        return data
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> SliceReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass(frozen=True, kw_only=True)
+class LayerBlob:
+    """One layer as stored in the source, and how to read its bytes."""
+
+    index: int
+    diff_id: str  # from the config's rootfs.diff_ids
+    size: int  # bytes as stored
+    encoding: Encoding  # as stored: none (a tar), gzip or zstd
+    digest: str | None  # sha256 of the stored bytes when the source names it, else None
+    media_type: str | None  # as the source manifest declares it (OCI layouts)
+    location: str  # member or file name, for messages
+    file: Path = field(repr=False)
+    offset: int = field(repr=False)
+
+    def open(self) -> SliceReader:
+        return SliceReader(self.file, self.offset, self.size)
+
+    @property
+    def short_id(self) -> str:
+        """The first 12 hex digits of the DiffID: the id the engine shows for this layer."""
+        return self.diff_id.split(":", 1)[-1][:12]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageSource:
+    """An image read from an archive or layout: config, layers, and the names it carries."""
+
+    path: Path
+    kind: SourceKind
+    config: bytes = field(repr=False)
+    config_digest: str
+    layers: tuple[LayerBlob, ...]
+    repo_tags: tuple[str, ...] = ()  # `name:tag` as recorded in the source (registry included)
+    manifest: bytes | None = field(default=None, repr=False)  # the OCI source manifest, verbatim
+    manifest_media_type: str | None = None
+    config_media_type: str | None = None
+    ref_tag: str | None = None  # an OCI layout's bare `org.opencontainers.image.ref.name` tag
+
+    @property
+    def diff_ids(self) -> tuple[str, ...]:
+        return tuple(layer.diff_id for layer in self.layers)
+
+    @property
+    def size(self) -> int:
+        return sum(layer.size for layer in self.layers)
+
+    def default_name(self) -> tuple[str | None, str | None]:
+        """(repository path, tag) from the first recorded name, registry part dropped."""
+        for name in self.repo_tags:
+            try:
+                ref = parse_reference(name)
+            except InvalidReferenceError:
+                continue
+            path = ref.path
+            if ref.registry in (None, "docker.io", "index.docker.io") and path.startswith("library/"):
+                path = path[len("library/"):]
+            return path, ref.tag or self.ref_tag
+        return None, self.ref_tag
+
+
+def _corrupt(path: Path, what: str, hint: str = _HINT) -> InputFileError:
+    return InputFileError(f"{path} is not a usable image: {what}.", hint=hint)
+
+
+def _sha256(data: bytes) -> str:
+    return f"sha256:{hashlib.sha256(data).hexdigest()}"
+
+
+def _loads(path: Path, name: str, data: bytes) -> Any:
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        raise _corrupt(path, f"{name} is not valid JSON") from None
+
+
+# -- storage: a tar or a directory ----------------------------------------------------------------
+
+
+class _Store:
+    """Named files of a source: small ones read into memory, large ones located for streaming."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def exists(self, name: str) -> bool:
+        raise NotImplementedError
+
+    def locate(self, name: str) -> tuple[Path, int, int]:
+        """(file, offset, size) of *name*."""
+        raise NotImplementedError
+
+    def read(self, name: str, limit: int = _JSON_LIMIT) -> bytes:
+        file, offset, size = self.locate(name)
+        if size > limit:
+            raise _corrupt(self.path, f"{name} is implausibly large ({size} bytes)")
+        with SliceReader(file, offset, size) as reader:
+            data = reader.read(size)
+        if len(data) != size:
+            raise _corrupt(self.path, f"{name} is truncated")
+        return data
+
+    def head(self, name: str, size: int = 4) -> bytes:
+        file, offset, length = self.locate(name)
+        with SliceReader(file, offset, min(size, length)) as reader:
+            return reader.read(size)
+
+
+class _TarStore(_Store):
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        try:
+            file_size = path.stat().st_size
+            with open(path, "rb") as handle:
+                magic = handle.read(6)
+        except OSError as exc:
+            raise InputFileError(f"Cannot read {path}: {exc.strerror or type(exc).__name__}.",
+                                 hint="Check the path and its permissions.") from None
+        compressed = {b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd", b"BZh": "bzip2",
+                      b"\xfd7zXZ": "xz"}
+        for prefix, kind in compressed.items():
+            if magic.startswith(prefix):
+                raise InputFileError(
+                    f"{path} is a {kind}-compressed file, not a plain tar archive.",
+                    hint=f"Decompress it first (e.g. `{'gunzip' if kind == 'gzip' else kind + ' -d'} "
+                    f"-k {path.name}`) and pass the .tar file; layers are read straight from it.",
+                )
+        try:
+            with tarfile.open(path, "r:") as tar:
+                members = tar.getmembers()
+        except (tarfile.TarError, EOFError, OSError, UnicodeDecodeError) as exc:
+            if "unexpected end of data" in str(exc) or isinstance(exc, EOFError):
+                raise _corrupt(path, "the archive is truncated") from None
+            raise _corrupt(path, f"it is not a readable tar archive ({type(exc).__name__})") from None
+        if not members:
+            raise _corrupt(path, "the tar archive is empty")
+        self._members: dict[str, tarfile.TarInfo] = {}
+        for member in members:
+            if member.offset_data + member.size > file_size:
+                raise _corrupt(path, f"the archive is truncated ({member.name} ends past the end)")
+            self._members[self._norm(member.name)] = member
+
+    @staticmethod
+    def _norm(name: str) -> str:
+        return posixpath.normpath(name.lstrip("/")).removeprefix("./")
+
+    def _resolve(self, name: str) -> tarfile.TarInfo:
+        current = self._norm(name)
+        for _ in range(16):
+            member = self._members.get(current)
+            if member is None:
+                raise _corrupt(self.path, f"{name} is missing from the archive")
+            if member.issym():
+                current = self._norm(posixpath.join(posixpath.dirname(current), member.linkname))
+            elif member.islnk():
+                current = self._norm(member.linkname)
+            elif member.isfile():
+                return member
+            else:
+                raise _corrupt(self.path, f"{name} is not a regular file in the archive")
+        raise _corrupt(self.path, f"{name} is a loop of links")
+
+    def exists(self, name: str) -> bool:
+        return self._norm(name) in self._members
+
+    def locate(self, name: str) -> tuple[Path, int, int]:
+        member = self._resolve(name)
+        return self.path, member.offset_data, member.size
+
+
+class _DirStore(_Store):
+    def exists(self, name: str) -> bool:
+        return (self.path / name).is_file()
+
+    def locate(self, name: str) -> tuple[Path, int, int]:
+        file = self.path / name
+        try:
+            return file, 0, file.stat().st_size
+        except OSError:
+            raise _corrupt(self.path, f"{name} is missing") from None
+
+
+# -- docker save (manifest.json) -----------------------------------------------------------------
+
+
+def open_image_source(path: Path, kind: SourceKind, image_selector: str | None = None) -> ImageSource:
+    """Open *path* as a `docker save` archive (`archive`) or an OCI layout directory (`oci`)."""
+    if kind == "archive":
+        if path.is_dir():
+            raise UsageError(f"{path} is a directory.",
+                             hint="Pass a `docker save` .tar file, or use --from-oci for a layout.")
+        return open_docker_archive(path, image_selector)
+    if not path.is_dir():
+        if path.is_file():
+            return open_oci_layout(path, image_selector)  # an OCI layout packed as a tar
+        raise InputFileError(f"{path} does not exist.", hint="Check the path of the OCI layout.")
+    return open_oci_layout(path, image_selector)
+
+
+def open_docker_archive(path: Path, image_selector: str | None = None) -> ImageSource:
+    """Read a `docker save` tar (classic or OCI-layout variant); a tar with only an OCI layout too."""
+    if not path.is_file():
+        raise InputFileError(f"{path} does not exist or is not a file.", hint="Check the path.")
+    store = _TarStore(path)
+    if not store.exists("manifest.json"):
+        if store.exists("index.json"):
+            return _read_oci(store, "archive", image_selector)
+        raise _corrupt(path, "it has no manifest.json (not a `docker save` archive)")
+    entries = _loads(path, "manifest.json", store.read("manifest.json"))
+    if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
+        raise _corrupt(path, "manifest.json does not list any image")
+    entry = _select_entry(path, entries, image_selector)
+    config_name = entry.get("Config")
+    layer_names = entry.get("Layers")
+    if not isinstance(config_name, str) or not isinstance(layer_names, list) or not all(
+            isinstance(n, str) for n in layer_names):
+        raise _corrupt(path, "manifest.json lacks Config or Layers")
+    config = store.read(config_name)
+    config_digest = _sha256(config)
+    named = _digest_from_name(config_name)
+    if named is not None and named != config_digest:
+        raise _corrupt(path, f"the config {config_name} does not match its name (it hashes to "
+                       f"{config_digest})")
+    diff_ids = _diff_ids(path, config, len(layer_names))
+    layers = []
+    for index, (name, diff_id) in enumerate(zip(layer_names, diff_ids, strict=True)):
+        file, offset, size = store.locate(name)
+        encoding = detect_encoding(store.head(name))
+        digest = _digest_from_name(name)
+        if encoding == "none" and digest is not None and digest != diff_id:
+            raise _corrupt(path, f"layer {index + 1} ({name}) is named {digest} but the config lists "
+                           f"{diff_id}")
+        layers.append(LayerBlob(index=index, diff_id=diff_id, size=size, encoding=encoding,
+                                digest=digest, media_type=None, location=f"layer {index + 1} ({name})",
+                                file=file, offset=offset))
+    repo_tags = entry.get("RepoTags") or ()
+    return ImageSource(
+        path=path, kind="archive", config=config, config_digest=config_digest, layers=tuple(layers),
+        repo_tags=tuple(t for t in repo_tags if isinstance(t, str)),
+    )
+
+
+def _select_entry(path: Path, entries: list[dict[str, Any]], selector: str | None) -> dict[str, Any]:
+    def names(entry: dict[str, Any]) -> list[str]:
+        tags = entry.get("RepoTags") or []
+        return [t for t in tags if isinstance(t, str)]
+
+    if selector is None:
+        if len(entries) == 1:
+            return entries[0]
+        listed = ", ".join(n for e in entries for n in names(e)) or f"{len(entries)} untagged images"
+        raise UsageError(f"{path} holds several images ({listed}).",
+                         hint="Choose one with --image NAME:TAG.")
+    for entry in entries:
+        candidates = names(entry)
+        candidates += [n.split("/", 1)[1] for n in candidates if "/" in n]
+        config = str(entry.get("Config", ""))
+        if selector in candidates or (len(selector) >= 12 and selector.removeprefix("sha256:") in config):
+            return entry
+    raise UsageError(f"{path} has no image named {selector!r}.",
+                     hint="Use one of the names in the archive (`tar -xOf FILE manifest.json`).")
+
+
+def _digest_from_name(name: str) -> str | None:
+    """`blobs/sha256/<hex>` or `<hex>.json` → `sha256:<hex>`; None for other names."""
+    base = posixpath.basename(name)
+    parent = posixpath.basename(posixpath.dirname(name))
+    hexpart = base.removesuffix(".json")
+    if re.fullmatch(r"[0-9a-f]{64}", hexpart) and (parent == "sha256" or base.endswith(".json")):
+        return f"sha256:{hexpart}"
+    return None
+
+
+def _diff_ids(path: Path, config: bytes, layer_count: int) -> list[str]:
+    document = _loads(path, "the image config", config)
+    rootfs = document.get("rootfs") if isinstance(document, dict) else None
+    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+    if not isinstance(diff_ids, list) or not all(isinstance(d, str) and _DIGEST_RE.match(d)
+                                                 for d in diff_ids):
+        raise _corrupt(path, "the image config has no valid rootfs.diff_ids")
+    if len(diff_ids) != layer_count:
+        raise _corrupt(path, f"the image has {layer_count} layers but its config lists "
+                       f"{len(diff_ids)} diff_ids")
+    return diff_ids
+
+
+# -- OCI image layout -----------------------------------------------------------------------------
+
+
+def open_oci_layout(path: Path, image_selector: str | None = None) -> ImageSource:
+    """Read an OCI image layout (a directory, or a tar of one)."""
+    store: _Store = _DirStore(path) if path.is_dir() else _TarStore(path)
+    return _read_oci(store, "oci", image_selector)
+
+
+def _blob_name(digest: str) -> str:
+    algorithm, _, hexpart = digest.partition(":")
+    return f"blobs/{algorithm}/{hexpart}"
+
+
+def _read_blob(store: _Store, descriptor: Mapping[str, Any], what: str) -> bytes:
+    digest = descriptor.get("digest")
+    if not isinstance(digest, str) or not _DIGEST_RE.match(digest):
+        raise _corrupt(store.path, f"the {what} has no sha256 digest")
+    data = store.read(_blob_name(digest))
+    if _sha256(data) != digest:
+        raise _corrupt(store.path, f"the {what} {digest} does not match its content")
+    size = descriptor.get("size")
+    if isinstance(size, int) and size != len(data):
+        raise _corrupt(store.path, f"the {what} {digest} has {len(data)} bytes, not {size}")
+    return data
+
+
+def _read_oci(store: _Store, kind: SourceKind, selector: str | None) -> ImageSource:
+    path = store.path
+    if store.exists("oci-layout"):
+        layout = _loads(path, "oci-layout", store.read("oci-layout"))
+        version = layout.get("imageLayoutVersion") if isinstance(layout, dict) else None
+        if not isinstance(version, str) or not version.startswith("1."):
+            raise _corrupt(path, f"unsupported oci-layout version {version!r}")
+    if not store.exists("index.json"):
+        raise _corrupt(path, "it has no index.json (not an OCI image layout)",
+                       hint="Pass an OCI image layout directory (with oci-layout and index.json).")
+    index = _loads(path, "index.json", store.read("index.json"))
+    candidates: list[tuple[dict[str, Any], list[str]]] = []
+    _collect_manifests(store, index, [], candidates, depth=0)
+    chosen = _select_manifest(path, candidates, selector)
+    descriptor, names = chosen
+    manifest = _read_blob(store, descriptor, "manifest")
+    document = _loads(path, "the manifest", manifest)
+    if not isinstance(document, dict):
+        raise _corrupt(path, "the manifest is not a JSON object")
+    media_type = document.get("mediaType") or descriptor.get("mediaType") or MEDIA_OCI_MANIFEST
+    config_descriptor = document.get("config")
+    layer_descriptors = document.get("layers")
+    if not isinstance(config_descriptor, dict) or not isinstance(layer_descriptors, list):
+        raise _corrupt(path, "the manifest has no config or layers")
+    config = _read_blob(store, config_descriptor, "config")
+    diff_ids = _diff_ids(path, config, len(layer_descriptors))
+    layers = []
+    for position, (layer, diff_id) in enumerate(zip(layer_descriptors, diff_ids, strict=True)):
+        if not isinstance(layer, dict):
+            raise _corrupt(path, f"layer {position + 1} of the manifest is not a descriptor")
+        digest = layer.get("digest")
+        layer_type = str(layer.get("mediaType", ""))
+        if layer.get("urls") or "foreign" in layer_type or "nondistributable" in layer_type:
+            raise UsageError(f"{path} has a foreign (non-distributable) layer, which jr-push does not "
+                             "upload.", hint="Push this image with the Docker engine instead.")
+        if not isinstance(digest, str) or not _DIGEST_RE.match(digest):
+            raise _corrupt(path, f"layer {position + 1} has no sha256 digest")
+        name = _blob_name(digest)
+        file, offset, size = store.locate(name)
+        if isinstance(layer.get("size"), int) and layer["size"] != size:
+            raise _corrupt(path, f"layer {position + 1} ({name}) has {size} bytes, the manifest says "
+                           f"{layer['size']}")
+        encoding = detect_encoding(store.head(name))
+        declared = _LAYER_ENCODINGS.get(layer_type)
+        if declared is not None and declared != encoding:
+            raise _corrupt(path, f"layer {position + 1} ({name}) is declared {layer_type} but its "
+                           f"content is {'a plain tar' if encoding == 'none' else encoding}")
+        if encoding == "none" and digest != diff_id:
+            raise _corrupt(path, f"layer {position + 1} ({name}) is uncompressed but its digest is not "
+                           f"the DiffID {diff_id}")
+        layers.append(LayerBlob(index=position, diff_id=diff_id, size=size, encoding=encoding,
+                                digest=digest, media_type=layer_type or None,
+                                location=f"layer {position + 1} ({name})", file=file, offset=offset))
+    config_type = config_descriptor.get("mediaType")
+    return ImageSource(
+        path=path, kind=kind, config=config, config_digest=_sha256(config), layers=tuple(layers),
+        repo_tags=tuple(names), manifest=manifest, manifest_media_type=str(media_type),
+        config_media_type=config_type if isinstance(config_type, str) else None,
+        ref_tag=_ref_tag(descriptor),
+    )
+
+
+def _names(descriptor: Mapping[str, Any]) -> list[str]:
+    """Image names recorded in a descriptor's annotations, as `name:tag` where possible."""
+    annotations = descriptor.get("annotations")
+    if not isinstance(annotations, dict):
+        return []
+    names = []
+    full = annotations.get("io.containerd.image.name")
+    if isinstance(full, str) and full:
+        names.append(full)
+    ref = annotations.get("org.opencontainers.image.ref.name")
+    if isinstance(ref, str) and ref and ("/" in ref or ":" in ref) and ref not in names:
+        names.append(ref)
+    return names
+
+
+def _ref_tag(descriptor: Mapping[str, Any]) -> str | None:
+    annotations = descriptor.get("annotations")
+    ref = annotations.get("org.opencontainers.image.ref.name") if isinstance(annotations, dict) else None
+    return ref if isinstance(ref, str) and ref and "/" not in ref and ":" not in ref else None
+
+
+def _collect_manifests(store: _Store, index: Any, inherited: list[str],
+                       out: list[tuple[dict[str, Any], list[str]]], depth: int) -> None:
+    if depth > 4:
+        raise _corrupt(store.path, "index.json nests indexes too deeply")
+    manifests = index.get("manifests") if isinstance(index, dict) else None
+    if not isinstance(manifests, list):
+        raise _corrupt(store.path, "index.json lists no manifests")
+    for descriptor in manifests:
+        if not isinstance(descriptor, dict):
+            continue
+        names = _names(descriptor) or inherited
+        media_type = descriptor.get("mediaType")
+        if media_type in (MEDIA_OCI_INDEX, MEDIA_DOCKER_LIST):
+            nested = _loads(store.path, "a nested index", _read_blob(store, descriptor, "index"))
+            _collect_manifests(store, nested, names, out, depth + 1)
+        elif media_type in (MEDIA_OCI_MANIFEST, MEDIA_DOCKER_MANIFEST, None):
+            out.append((descriptor, names))
+
+
+def _platform(descriptor: Mapping[str, Any]) -> str | None:
+    platform = descriptor.get("platform")
+    if not isinstance(platform, dict):
+        return None
+    parts = [platform.get("os"), platform.get("architecture"), platform.get("variant")]
+    return "/".join(str(p) for p in parts if p)
+
+
+def _select_manifest(path: Path, candidates: list[tuple[dict[str, Any], list[str]]],
+                     selector: str | None) -> tuple[dict[str, Any], list[str]]:
+    if not candidates:
+        raise _corrupt(path, "index.json lists no image manifest")
+    if selector is None:
+        if len(candidates) == 1:
+            return candidates[0]
+        labels = sorted({label for d, n in candidates for label in _labels(d, n)})
+        raise UsageError(f"{path} holds {len(candidates)} image manifests.",
+                         hint="Choose one with --image (one of: " + ", ".join(labels[:12]) + ").")
+    matches = [c for c in candidates if selector in _labels(*c)]
+    if len(matches) == 1:
+        return matches[0]
+    raise UsageError(f"{path} has {'no' if not matches else 'more than one'} image matching "
+                     f"{selector!r}.", hint="Use a tag, an image name, a manifest digest or "
+                     "OS/ARCH as listed in index.json.")
+
+
+def _labels(descriptor: Mapping[str, Any], names: Sequence[str]) -> list[str]:
+    labels = list(names)
+    labels += [n.split("/", 1)[1] for n in names if "/" in n]
+    tag = _ref_tag(descriptor)
+    if tag:
+        labels.append(tag)
+    if isinstance(descriptor.get("digest"), str):
+        labels.append(descriptor["digest"])
+    platform = _platform(descriptor)
+    if platform:
+        labels.append(platform)
+    return labels
