@@ -55,6 +55,10 @@ class KeyringStore:
         except KeyringUnavailableError:
             return False
 
+    def ensure_usable(self) -> None:
+        """Raise KeyringUnavailableError (with how to configure a backend) when none works."""
+        self._require()
+
     def _require(self) -> Any:
         backend = self.backend
         if _is_unusable(backend):
@@ -91,10 +95,17 @@ class KeyringStore:
             return None
         return UsernamePassword(username=username, password=Secret(password), source="keyring")
 
+    def _store(self, backend: Any, service: str, key: str, secret: Secret) -> None:
+        """Store one secret. A backend's error may quote the value it was given, so the chain to
+        it is cut: not even a --debug traceback shows it."""
+        try:
+            self._call("store", backend.set_password, service, key, secret.reveal())
+        except CredentialsError as exc:
+            raise exc from None
+
     def set(self, registry: str, username: str, password: Secret) -> None:
         backend = self._require()
-        self._call("store", backend.set_password, f"{SERVICE_PREFIX}:{registry}", username,
-                   password.reveal())
+        self._store(backend, f"{SERVICE_PREFIX}:{registry}", username, password)
         self._call("store", backend.set_password, SERVICE_PREFIX, registry, username)
 
     def delete(self, registry: str) -> bool:
@@ -118,5 +129,4 @@ class KeyringStore:
         return Secret(value) if value else None
 
     def set_secret(self, service: str, key: str, secret: Secret) -> None:
-        backend = self._require()
-        self._call("store", backend.set_password, f"{SERVICE_PREFIX}:{service}", key, secret.reveal())
+        self._store(self._require(), f"{SERVICE_PREFIX}:{service}", key, secret)

@@ -10,7 +10,7 @@ from jenkins_registry.cli.common import add_common_options, add_version_option, 
 
 # Each module named here defines `register(subparsers)`, adding its subcommands with a
 # `handler` default; importing them must stay cheap (heavy libraries are imported in handlers).
-COMMAND_MODULES: tuple[str, ...] = ("render", "jenkins")
+COMMAND_MODULES: tuple[str, ...] = ("render", "docker_daemon", "login", "doctor", "nexus", "jenkins")
 
 
 def build_parser() -> argparse.ArgumentParser:

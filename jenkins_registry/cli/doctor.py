@@ -1,0 +1,62 @@
+"""`jr doctor`: a checklist from DNS to push permission, each line with its fix."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from jenkins_registry.cli.common import add_common_options
+from jenkins_registry.errors import CheckFailedError
+
+_TAGS = {"ok": "[ ok ]", "info": "[info]", "warn": "[warn]", "fail": "[FAIL]", "skip": "[skip]"}
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "doctor", help="diagnose why a push to a registry fails",
+        description="Check, in order: name resolution, TCP reachability, /v2/ over HTTPS and "
+        "HTTP, the engine's insecure-registries (for HTTP), the auth scheme, the credentials "
+        "(DOCKER_LOGIN_USERNAME/DOCKER_LOGIN_PASSWORD or the OS keyring), push permission (a "
+        "blob upload is opened and cancelled), and optionally a local image. Exits 13 when "
+        "something blocks a push.",
+    )
+    add_common_options(parser)
+    parser.add_argument("--registry", required=True, metavar="HOST[:PORT]",
+                        help="the registry as it starts image names, e.g. 10.211.55.6:8082")
+    parser.add_argument("--image", metavar="NAME",
+                        help="a local image to look for; its repository path is the one whose "
+                        "push permission is checked")
+    parser.set_defaults(handler=_doctor)
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    import requests
+
+    from jenkins_registry.docker_engine import connect
+    from jenkins_registry.doctor import diagnose
+    from jenkins_registry.keyring_store import KeyringStore
+
+    clients: list[Any] = []
+
+    def engine() -> Any:
+        client = connect(args.environ, timeout=30)
+        clients.append(client)
+        return client
+
+    try:
+        with requests.Session() as session:
+            report = diagnose(args.registry, session=session, environ=args.environ,
+                              keyring_store=KeyringStore(), engine=engine, image=args.image)
+    finally:
+        for client in clients:
+            client.close()
+    print(f"jr doctor: {report.registry}")
+    for result in report.results:
+        print(f"{_TAGS[result.status.value]} {result.name}: {result.summary}")
+        if result.fix and result.status.value in ("fail", "warn"):
+            print(f"       fix: {result.fix}")
+    if not report.ok:
+        names = ", ".join(r.name for r in report.failures)
+        raise CheckFailedError(f"{len(report.failures)} check(s) block a push: {names}.")
+    print("nothing blocks a push")
+    return 0

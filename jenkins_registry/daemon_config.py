@@ -1,0 +1,429 @@
+"""The Docker engine's daemon.json: the `insecure-registries` list, edited safely, and reloaded.
+
+An HTTP registry (a Nexus HTTP connector such as 10.211.55.6:8082) must be listed under
+`insecure-registries`, else every push fails with "http: server gave HTTP response to HTTPS
+client". Facts used here (moby `registry/config.go`, `daemon/reload.go`; registry-notes.md §2):
+  * an entry is a CIDR (matched against the registry's resolved IPs) or an exact `host[:port]`
+    equal to the image-name prefix; moby strips a leading `http://`/`https://` with a warning;
+  * 127.0.0.0/8 and ::1/128 are insecure by default;
+  * the list is reloaded on SIGHUP, no restart needed; the engine's info then shows it under
+    `RegistryConfig.IndexConfigs[host].Secure == false` (names) or `InsecureRegistryCIDRs` (CIDRs).
+
+Edits keep every other key and the key order, write through a temp file in the same directory
+(fsync, rename, same mode and owner), keep a timestamped backup of the previous content, and
+refuse a file that is not valid JSON, leaving it untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import ipaddress
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import socket
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jenkins_registry.atomic_file import write_atomic
+from jenkins_registry.errors import (
+    EngineUnavailableError,
+    InputFileError,
+    InvalidReferenceError,
+    JrError,
+    PermissionDeniedError,
+    UsageError,
+)
+from jenkins_registry.reference import parse_registry
+from jenkins_registry.registry_client import split_host_port
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DAEMON_JSON = Path("/etc/docker/daemon.json")
+DEFAULT_PIDFILE = Path("/var/run/docker.pid")  # dockerd's --pidfile default for a rootful engine
+KEY = "insecure-registries"
+DEFAULT_INDENT = 2
+RELOAD_COMMANDS = ("sudo systemctl reload docker", "sudo kill -HUP $(pidof dockerd)")
+
+
+# Entries ------------------------------------------------------------------------------------
+def normalize_entry(text: str) -> str:
+    """Validate an `insecure-registries` entry (`HOST[:PORT]` or a CIDR) and return its stored form.
+
+    A leading http:// or https:// is dropped, as the engine itself does; a CIDR is written in
+    its network form (10.211.55.0/24), as the engine parses it.
+    """
+    entry = text.strip()
+    for scheme in ("http://", "https://"):
+        if entry.lower().startswith(scheme):
+            entry = entry[len(scheme):]
+            break
+    entry = entry.rstrip("/")
+    if "/" in entry:
+        try:
+            return str(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            pass
+    try:
+        return parse_registry(entry)
+    except InvalidReferenceError as exc:
+        raise InvalidReferenceError(
+            f"{text!r} is not an insecure-registries entry: {exc.message}",
+            hint="Give HOST:PORT exactly as it starts your image names (e.g. 10.211.55.6:8082), "
+            "or a CIDR such as 10.211.55.0/24.",
+        ) from exc
+
+
+def _same_entry(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    try:
+        return ipaddress.ip_network(a, strict=False) == ipaddress.ip_network(b, strict=False)
+    except ValueError:
+        return False
+
+
+# Reading ------------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class DaemonConfig:
+    """A parsed daemon.json: its keys in file order and the indentation to write it back with."""
+
+    path: Path
+    data: dict[str, Any]
+    indent: int | str
+    exists: bool
+
+    @property
+    def insecure_registries(self) -> tuple[str, ...]:
+        return tuple(self.data.get(KEY, ()))
+
+
+def _detect_indent(text: str) -> int | str:
+    """The file's own indentation (spaces or a tab), or 2 for a one-line or new file."""
+    match = re.search(r'^([ \t]+)["}\]]', text, re.MULTILINE)
+    if not match:
+        return DEFAULT_INDENT
+    unit = match.group(1)
+    if set(unit) == {" "}:
+        return len(unit)
+    return unit
+
+
+def load(path: Path) -> DaemonConfig:
+    """Read and check *path*; an absent file is an empty configuration.
+
+    Raises InputFileError for unreadable bytes, invalid JSON, a top level that is not an object,
+    or an `insecure-registries` value that is not a list of strings.
+    """
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return DaemonConfig(path=path, data={}, indent=DEFAULT_INDENT, exists=False)
+    except IsADirectoryError as exc:
+        raise InputFileError(f"{path} is a directory, not a daemon.json file.",
+                             hint="Pass the path of the file with --daemon-json.") from exc
+    except OSError as exc:
+        raise InputFileError(
+            f"Cannot read {path} ({exc.strerror or type(exc).__name__}).",
+            hint="Run the command with sudo, or pass a readable file with --daemon-json.",
+        ) from exc
+    try:
+        text = raw.decode("utf-8-sig")  # dockerd accepts a UTF-8 byte order mark too
+    except UnicodeDecodeError as exc:
+        raise InputFileError(f"{path} is not UTF-8 text.") from exc
+    if not text.strip():
+        log.info("%s is empty; treating it as {}", path)
+        return DaemonConfig(path=path, data={}, indent=DEFAULT_INDENT, exists=True)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputFileError(
+            f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}).",
+            hint=f"Fix the file by hand (`python3 -m json.tool {path}` shows the error); "
+            "nothing was changed.",
+        ) from exc
+    if not isinstance(data, dict):
+        raise InputFileError(
+            f"{path} must hold a JSON object ({{...}}), not a {type(data).__name__}.",
+            hint="Fix the file by hand; nothing was changed.",
+        )
+    value = data.get(KEY)
+    if value is not None and not (
+        isinstance(value, list) and all(isinstance(item, str) for item in value)
+    ):
+        raise InputFileError(
+            f'"{KEY}" in {path} must be a list of strings, e.g. ["10.211.55.6:8082"].',
+            hint="Fix the file by hand; nothing was changed.",
+        )
+    return DaemonConfig(path=path, data=data, indent=_detect_indent(text), exists=True)
+
+
+# Writing ------------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class EditResult:
+    """What an add or remove did: whether the file changed, its new list, and the backup."""
+
+    path: Path
+    entry: str
+    changed: bool
+    created: bool
+    registries: tuple[str, ...]
+    backup: Path | None
+
+
+def render(config: DaemonConfig, data: Mapping[str, Any]) -> str:
+    return json.dumps(data, indent=config.indent, ensure_ascii=False) + "\n"
+
+
+def _backup_path(target: Path) -> Path:
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return target.with_name(f"{target.name}.{stamp}.bak")
+
+
+def save(config: DaemonConfig, data: Mapping[str, Any]) -> Path | None:
+    """Replace the file with *data* atomically; return the backup of the old content, if any."""
+    # Edit the file a symlink points to, so the link (e.g. into a config-management tree) stays.
+    target = config.path.resolve() if config.path.is_symlink() else config.path
+    payload = render(config, data).encode("utf-8")
+    backup: Path | None = None
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        like = target.stat() if config.exists else None
+        if config.exists:
+            backup = _backup_path(target)
+            shutil.copy2(target, backup)
+            if like is not None:
+                with contextlib.suppress(PermissionError):
+                    os.chown(backup, like.st_uid, like.st_gid)
+        write_atomic(target, payload, like=like)
+    except OSError as exc:
+        raise InputFileError(
+            f"Cannot write {target} ({exc.strerror or type(exc).__name__}).",
+            hint="Run the command with sudo (daemon.json belongs to root), or pass another file "
+            "with --daemon-json; the file was not changed.",
+        ) from exc
+    log.info("wrote %s%s", target, f" (backup: {backup})" if backup else "")
+    return backup
+
+
+def add_insecure_registry(path: Path, entry: str) -> EditResult:
+    """Add *entry* to `insecure-registries` unless an equal entry is there already."""
+    normalized = normalize_entry(entry)
+    config = load(path)
+    current = list(config.insecure_registries)
+    if any(_same_entry(existing, normalized) for existing in current):
+        return EditResult(path=path, entry=normalized, changed=False, created=False,
+                          registries=tuple(current), backup=None)
+    data = dict(config.data)
+    data[KEY] = [*current, normalized]
+    backup = save(config, data)
+    return EditResult(path=path, entry=normalized, changed=True, created=not config.exists,
+                      registries=tuple(data[KEY]), backup=backup)
+
+
+def remove_insecure_registry(path: Path, entry: str) -> EditResult:
+    """Remove every entry equal to *entry*; the key stays (possibly as an empty list)."""
+    normalized = normalize_entry(entry)
+    config = load(path)
+    current = list(config.insecure_registries)
+    kept = [existing for existing in current if not _same_entry(existing, normalized)]
+    if len(kept) == len(current):
+        return EditResult(path=path, entry=normalized, changed=False, created=False,
+                          registries=tuple(current), backup=None)
+    data = dict(config.data)
+    data[KEY] = kept
+    backup = save(config, data)
+    return EditResult(path=path, entry=normalized, changed=True, created=False,
+                      registries=tuple(kept), backup=backup)
+
+
+# The engine's view --------------------------------------------------------------------------
+Resolver = Callable[[str], Iterable[str]]
+
+
+def _resolve(host: str) -> list[str]:
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return []
+    return sorted({str(info[4][0]) for info in infos})
+
+
+def insecure_reason(info: Mapping[str, Any], registry: str,
+                    resolve: Resolver = _resolve) -> str | None:
+    """Why the engine (from `client.info()`) treats *registry* as insecure, or None if it does not.
+
+    Mirrors moby's `isSecureIndex`: an exact IndexConfigs entry decides; otherwise the registry's
+    IP addresses are matched against InsecureRegistryCIDRs (127.0.0.0/8 and ::1/128 by default).
+    """
+    config = info.get("RegistryConfig") or {}
+    index = (config.get("IndexConfigs") or {}).get(registry)
+    if isinstance(index, Mapping) and "Secure" in index:
+        return None if index["Secure"] else f"{registry} is listed in insecure-registries"
+    host, _ = split_host_port(registry)
+    try:
+        addresses = [str(ipaddress.ip_address(host))]
+    except ValueError:
+        addresses = list(resolve(host))
+    for cidr in config.get("InsecureRegistryCIDRs") or ():
+        try:
+            network = ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            continue
+        for address in addresses:
+            with contextlib.suppress(ValueError):
+                if ipaddress.ip_address(address.split("%", 1)[0]) in network:
+                    implicit = cidr in ("127.0.0.0/8", "::1/128")
+                    return f"{address} is in {cidr}" + (" (loopback, insecure by default)"
+                                                       if implicit else "")
+    return None
+
+
+def engine_lists(info: Mapping[str, Any], entry: str) -> bool:
+    """True when the engine's loaded configuration contains *entry* itself (name or CIDR)."""
+    config = info.get("RegistryConfig") or {}
+    index = (config.get("IndexConfigs") or {}).get(entry)
+    if isinstance(index, Mapping) and index.get("Secure") is False:
+        return True
+    if "/" not in entry:
+        return False
+    return any(_same_entry(cidr, entry) for cidr in config.get("InsecureRegistryCIDRs") or ())
+
+
+# Reloading ----------------------------------------------------------------------------------
+def _proc(pid: int, name: str) -> bytes | None:
+    try:
+        return Path(f"/proc/{pid}/{name}").read_bytes()
+    except OSError:
+        return None
+
+
+def _dockerd_pids() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (_proc(int(entry.name), "comm") or b"").strip() == b"dockerd":
+            pids.append(int(entry.name))
+    return pids
+
+
+def find_dockerd(pidfile: Path | None, config: DaemonConfig) -> int:
+    """The PID of the dockerd to signal: --pidfile, else daemon.json's "pidfile", else the default
+    /var/run/docker.pid, else the only running dockerd. Checks that the PID really is dockerd."""
+    candidates: list[Path] = []
+    if pidfile is not None:
+        candidates.append(pidfile)
+    else:
+        configured = config.data.get("pidfile")
+        if isinstance(configured, str) and configured:
+            candidates.append(Path(configured))
+        candidates.append(DEFAULT_PIDFILE)
+    for candidate in candidates:
+        try:
+            text = candidate.read_text().strip()
+        except OSError:
+            if pidfile is not None:
+                raise UsageError(f"Cannot read the pidfile {candidate}.",
+                                 hint="Pass the dockerd pidfile with --pidfile.") from None
+            continue
+        if not text.isdigit():
+            raise InputFileError(f"The pidfile {candidate} does not hold a process ID.")
+        pid = int(text)
+        comm = _proc(pid, "comm")
+        if comm is None or comm.strip() != b"dockerd":
+            raise UsageError(
+                f"The pidfile {candidate} names process {pid}, which is not a running dockerd.",
+                hint="Start the engine, or pass the right pidfile with --pidfile.",
+            )
+        return pid
+    running = _dockerd_pids()
+    if len(running) == 1:
+        return running[0]
+    raise UsageError(
+        "Cannot tell which dockerd to reload "
+        + ("(none is running)." if not running else f"({len(running)} are running)."),
+        hint="Pass the engine's pidfile with --pidfile, or run "
+        + " or ".join(f"`{cmd}`" for cmd in RELOAD_COMMANDS) + " yourself.",
+    )
+
+
+def _config_file_of(pid: int) -> Path:
+    """The daemon.json a running dockerd reads: its --config-file, else the rootful default."""
+    args = [a.decode(errors="replace") for a in (_proc(pid, "cmdline") or b"").split(b"\0")]
+    for i, arg in enumerate(args):
+        if arg == "--config-file" and i + 1 < len(args):
+            return Path(args[i + 1])
+        if arg.startswith("--config-file="):
+            return Path(arg.split("=", 1)[1])
+    return DEFAULT_DAEMON_JSON
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return a.resolve() == b.resolve()
+
+
+def signal_reload(path: Path, pidfile: Path | None) -> int:
+    """Send SIGHUP to the dockerd that reads *path*; return its PID."""
+    config = load(path)
+    pid = find_dockerd(pidfile, config)
+    reads = _config_file_of(pid)
+    if not _same_file(reads, path):
+        raise UsageError(
+            f"dockerd (pid {pid}) reads {reads}, not {path}; a reload would not apply this change.",
+            hint=f"Edit {reads} instead (--daemon-json {reads}), or pass the pidfile of the engine "
+            "that uses this file with --pidfile.",
+        )
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except PermissionError as exc:
+        raise PermissionDeniedError(
+            f"Not allowed to signal dockerd (pid {pid}).",
+            hint="Run the command with sudo, or run `sudo systemctl reload docker`.",
+        ) from exc
+    except ProcessLookupError as exc:
+        raise UsageError(f"dockerd (pid {pid}) exited before it could be reloaded.") from exc
+    log.info("sent SIGHUP to dockerd (pid %d)", pid)
+    return pid
+
+
+InfoSource = Callable[[], Mapping[str, Any]]
+
+
+def wait_for_engine(info: InfoSource, entry: str, *, present: bool,
+                    timeout: float = 15.0, interval: float = 0.25) -> None:
+    """Poll the engine's info until *entry* is (or is no longer) in its insecure list.
+
+    Bounded by *timeout*; raises EngineUnavailableError when the engine never shows the change
+    (dockerd logs why, e.g. an invalid daemon.json).
+    """
+    deadline = time.monotonic() + timeout
+    attempts = max(1, int(timeout / interval))
+    for _ in range(attempts):
+        try:
+            listed = engine_lists(info(), entry)
+        except JrError:
+            raise
+        except Exception as exc:  # docker.errors.* or requests errors from the SDK
+            raise EngineUnavailableError(
+                f"Could not read the engine's configuration after the reload ({type(exc).__name__})."
+            ) from exc
+        if listed == present:
+            return
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(interval)
+    state = "lists" if not present else "does not list"
+    raise EngineUnavailableError(
+        f"After the reload the engine still {state} {entry} as an insecure registry.",
+        hint="Check the engine's log (`journalctl -u docker`) for a rejected daemon.json, and that "
+        "DOCKER_HOST names the engine that was reloaded.",
+    )

@@ -1,0 +1,480 @@
+"""`jr doctor`: the checks between "docker push" and a private registry, in the order they break.
+
+Each check returns a typed verdict with a one-line summary and, when something is wrong, the fix.
+The probes speak the raw protocol (sockets, `GET /v2/`, the token fetch, a blob upload that is
+opened and cancelled) because their job is to say *which* layer fails; nothing here prints.
+Facts: registry-notes.md §2 (insecure-registries), §3.1 (ping and auth), §3.2 (uploads), §4 (Nexus).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urljoin
+
+import requests
+
+from jenkins_registry import daemon_config
+from jenkins_registry.credentials import (
+    DEFAULT_PASSWORD_ENV,
+    DEFAULT_USERNAME_ENV,
+    UsernamePassword,
+    resolve_registry_credentials,
+)
+from jenkins_registry.errors import JrError, redact
+from jenkins_registry.keyring_store import KeyringStore
+from jenkins_registry.reference import looks_like_image_id, parse_reference, parse_registry
+from jenkins_registry.registry_client import Challenge, split_host_port
+from jenkins_registry.registry_login import (
+    authorization,
+    base_url,
+    challenge_of,
+    is_auth_failure,
+    ping,
+    tls_failure_kind,
+    verify_credentials,
+)
+
+log = logging.getLogger(__name__)
+
+NEXUS_BASIC_REALM = "Sonatype Nexus Repository Manager"
+PROBE_REPOSITORY = "jenkins-registry/doctor-probe"
+CONNECT_TIMEOUT = 3.0
+
+
+class Status(StrEnum):
+    OK = "ok"
+    INFO = "info"
+    WARN = "warn"
+    FAIL = "fail"  # blocks a push
+    SKIP = "skip"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckResult:
+    """One line of the checklist: what was checked, the verdict, and the fix when needed."""
+
+    name: str
+    status: Status
+    summary: str
+    fix: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Report:
+    registry: str
+    results: tuple[CheckResult, ...]
+
+    @property
+    def failures(self) -> tuple[CheckResult, ...]:
+        return tuple(r for r in self.results if r.status is Status.FAIL)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+EngineFactory = Callable[[], Any]
+
+
+@dataclass
+class _State:
+    """What earlier checks learnt, for the later ones."""
+
+    registry: str
+    host: str
+    ports: tuple[int, ...]
+    addresses: list[str] = field(default_factory=list)
+    reachable: bool = False
+    url: str | None = None  # the base URL the registry API answers on
+    first: requests.Response | None = None
+    challenge: Challenge | None = None
+    anonymous: bool = False
+    creds: UsernamePassword | None = None
+    creds_ok: bool = False
+    engine: Any = None
+    engine_error: str | None = None
+    engine_tried: bool = False
+
+
+def _host_and_ports(registry: str) -> tuple[str, tuple[int, ...]]:
+    host, port = split_host_port(registry)
+    return host, ((port,) if port else (443, 80))
+
+
+def _skip(name: str, why: str) -> CheckResult:
+    return CheckResult(name=name, status=Status.SKIP, summary=why)
+
+
+# 1. name resolution --------------------------------------------------------------------------
+def check_resolution(state: _State) -> CheckResult:
+    name = "name resolution"
+    try:
+        ipaddress.ip_address(state.host)
+    except ValueError:
+        pass
+    else:
+        state.addresses = [state.host]
+        return CheckResult(name=name, status=Status.OK, summary=f"{state.host} is an IP address")
+    try:
+        infos = socket.getaddrinfo(state.host, state.ports[0], proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError) as exc:
+        return CheckResult(
+            name=name, status=Status.FAIL,
+            summary=f"{state.host} does not resolve ({type(exc).__name__})",
+            fix=f"Check the spelling and DNS, or add '<IP> {state.host}' to /etc/hosts on every "
+            "Jenkins agent and Docker host; or use the registry's IP address.",
+        )
+    state.addresses = sorted({str(info[4][0]) for info in infos})
+    return CheckResult(name=name, status=Status.OK,
+                       summary=f"{state.host} resolves to {', '.join(state.addresses)}")
+
+
+# 2. TCP -----------------------------------------------------------------------------------------
+def _firewall_fix(host: str, port: int) -> str:
+    return (
+        f"Check that the registry listens on port {port} (Nexus: the docker repository's HTTP "
+        f"connector, set with `jr nexus setup --http-port {port}`), and open the port on {host}'s "
+        f"firewall: `sudo firewall-cmd --zone=public --add-port={port}/tcp --permanent && "
+        f"sudo firewall-cmd --reload` (ufw: `sudo ufw allow {port}/tcp`)."
+    )
+
+
+def check_tcp(state: _State) -> CheckResult:
+    name = "TCP connection"
+    if not state.addresses:
+        return _skip(name, "the name does not resolve")
+    problems = []
+    for port in state.ports:
+        for address in state.addresses:
+            try:
+                with socket.create_connection((address, port), timeout=CONNECT_TIMEOUT):
+                    pass
+            except ConnectionRefusedError:
+                problems.append(f"{address} port {port}: connection refused")
+                continue
+            except TimeoutError:
+                problems.append(f"{address} port {port}: no answer within {CONNECT_TIMEOUT:g} s "
+                                "(a firewall dropping packets?)")
+                continue
+            except OSError as exc:
+                problems.append(f"{address} port {port}: {exc.strerror or type(exc).__name__}")
+                continue
+            state.reachable = True
+            return CheckResult(name=name, status=Status.OK,
+                               summary=f"{address} port {port} accepts connections")
+    return CheckResult(name=name, status=Status.FAIL, summary="; ".join(problems),
+                       fix=_firewall_fix(state.host, state.ports[0]))
+
+
+# 3-4. HTTPS and HTTP /v2/ --------------------------------------------------------------------
+def _is_registry_answer(response: requests.Response) -> bool:
+    return response.status_code == 200 or is_auth_failure(response)
+
+
+def check_protocols(state: _State, session: requests.Session) -> list[CheckResult]:
+    https_name, http_name = "HTTPS /v2/", "HTTP /v2/"
+    if not state.reachable:
+        return [_skip(https_name, "no TCP connection"), _skip(http_name, "no TCP connection")]
+    answers: dict[str, requests.Response | None] = {}
+    notes: dict[str, str] = {}
+    for scheme in ("https", "http"):
+        url = base_url(scheme, state.registry)
+        try:
+            answers[scheme] = ping(session, url)
+        except requests.exceptions.SSLError as exc:
+            answers[scheme] = None
+            notes[scheme] = ("an HTTPS certificate this machine does not trust"
+                             if tls_failure_kind(exc) == "untrusted" else "no TLS on this port")
+        except requests.exceptions.Timeout:
+            answers[scheme] = None
+            notes[scheme] = "no answer in time"
+        except requests.exceptions.RequestException as exc:
+            answers[scheme] = None
+            notes[scheme] = f"no answer ({type(exc).__name__})"
+    https, http = answers["https"], answers["http"]
+    results = []
+    if https is not None and _is_registry_answer(https):
+        state.url, state.first = base_url("https", state.registry), https
+        results.append(CheckResult(name=https_name, status=Status.OK,
+                                   summary=f"speaks HTTPS (HTTP {https.status_code})"))
+    elif notes.get("https", "").startswith("an HTTPS certificate"):
+        results.append(CheckResult(
+            name=https_name, status=Status.FAIL, summary=f"speaks HTTPS with {notes['https']}",
+            fix=f"Install the registry's CA certificate as /etc/docker/certs.d/{state.registry}/"
+            "ca.crt on every Docker host (and in the system trust store for this tool).",
+        ))
+    else:
+        seen = f"HTTP {https.status_code}" if https is not None else notes.get("https", "")
+        results.append(CheckResult(name=https_name, status=Status.INFO,
+                                   summary=f"no registry over HTTPS ({seen})"))
+    if http is not None and _is_registry_answer(http):
+        if state.url is None:
+            state.url, state.first = base_url("http", state.registry), http
+            summary = (f"speaks plain HTTP (HTTP {http.status_code}): Docker must treat it as an "
+                       "insecure registry")
+        else:
+            summary = f"also answers over plain HTTP (HTTP {http.status_code}); HTTPS is used"
+        results.append(CheckResult(name=http_name, status=Status.OK, summary=summary))
+    else:
+        seen = f"HTTP {http.status_code}" if http is not None else notes.get("http", "")
+        if state.url is None and not any(r.status is Status.FAIL for r in results):
+            results.append(CheckResult(
+                name=http_name, status=Status.FAIL,
+                summary=f"no registry API at /v2/ over HTTPS or HTTP ({seen})",
+                fix="Point --registry at the registry's own port: for Nexus the docker hosted "
+                "repository's HTTP connector (e.g. 8082, `jr nexus setup --http-port 8082`), not "
+                "the web UI port 8081 and not /repository/NAME.",
+            ))
+        else:
+            results.append(CheckResult(name=http_name, status=Status.INFO,
+                                       summary=f"no registry over plain HTTP ({seen})"))
+    return results
+
+
+# 5. the engine's insecure-registries ----------------------------------------------------------
+def _engine(state: _State, factory: EngineFactory | None) -> Any:
+    if not state.engine_tried:
+        state.engine_tried = True
+        if factory is None:
+            state.engine_error = "no engine given"
+        else:
+            try:
+                state.engine = factory()
+            except JrError as exc:
+                state.engine_error = exc.message
+            except Exception as exc:  # docker.errors.DockerException, requests errors
+                state.engine_error = f"cannot reach the Docker engine ({type(exc).__name__})"
+    return state.engine
+
+
+def check_engine_insecure(state: _State, factory: EngineFactory | None) -> CheckResult:
+    name = "engine allows HTTP"
+    if state.url is None:
+        return _skip(name, "no registry API found")
+    if state.url.startswith("https://"):
+        return CheckResult(name=name, status=Status.SKIP,
+                           summary="not needed: the registry speaks HTTPS")
+    engine = _engine(state, factory)
+    if engine is None:
+        return CheckResult(
+            name=name, status=Status.WARN,
+            summary=f"could not ask the Docker engine: {state.engine_error}",
+            fix="Set DOCKER_HOST to the engine that will push (e.g. unix:///var/run/docker.sock) "
+            "and run `jr doctor` again.",
+        )
+    try:
+        info = engine.info()
+    except Exception as exc:  # docker.errors.APIError, requests errors
+        return CheckResult(name=name, status=Status.WARN,
+                           summary=f"the engine's info failed ({type(exc).__name__})")
+    reason = daemon_config.insecure_reason(info, state.registry)
+    if reason:
+        return CheckResult(name=name, status=Status.OK,
+                           summary=f"the engine treats {state.registry} as insecure ({reason})")
+    return CheckResult(
+        name=name, status=Status.FAIL,
+        summary=f"the engine does not list {state.registry} under insecure-registries; a push "
+        "fails with 'http: server gave HTTP response to HTTPS client'",
+        fix=f'Add "insecure-registries": ["{state.registry}"] to /etc/docker/daemon.json on every '
+        f"Docker host and reload: `sudo jr docker insecure-registry add {state.registry} --reload`.",
+    )
+
+
+# 6. auth scheme ---------------------------------------------------------------------------------
+def check_auth_scheme(state: _State) -> CheckResult:
+    name = "auth scheme"
+    if state.first is None:
+        return _skip(name, "no registry API found")
+    if state.first.status_code == 200:
+        state.anonymous = True
+        return CheckResult(name=name, status=Status.INFO,
+                           summary="none: /v2/ answers without credentials")
+    challenge = challenge_of(state.first)
+    state.challenge = challenge
+    if challenge is None:
+        return CheckResult(
+            name=name, status=Status.FAIL,
+            summary=f"/v2/ answered HTTP {state.first.status_code} without a WWW-Authenticate "
+            "challenge", fix="Check the registry's (or a reverse proxy's) authentication setup.",
+        )
+    realm = challenge.realm or ""
+    if challenge.scheme == "bearer":
+        service = challenge.service or ""
+        return CheckResult(name=name, status=Status.OK,
+                           summary=f"Bearer (token realm {realm}, service {service!r})")
+    if challenge.scheme == "basic" and realm == NEXUS_BASIC_REALM:
+        return CheckResult(
+            name=name, status=Status.WARN,
+            summary=f'Basic (realm "{realm}"): Nexus answers Basic when the repository has '
+            "forceBasicAuth true or the Docker Bearer Token Realm (DockerToken) is not active; "
+            "login and push work, anonymous pull does not",
+            fix="Activate the DockerToken realm and set forceBasicAuth false: `jr nexus setup "
+            "--url http://NEXUS:8081 --repository NAME --http-port PORT`.",
+        )
+    if challenge.scheme == "basic":
+        return CheckResult(name=name, status=Status.OK, summary=f'Basic (realm "{realm}")')
+    return CheckResult(
+        name=name, status=Status.FAIL,
+        summary=f"{challenge.scheme!r}: Docker supports only Basic and Bearer",
+        fix="Configure the registry (or its reverse proxy) for Basic or token authentication.",
+    )
+
+
+# 7. credentials -------------------------------------------------------------------------------
+def check_credentials(state: _State, session: requests.Session, environ: Mapping[str, str],
+                      store: KeyringStore) -> CheckResult:
+    name = "credentials"
+    if state.url is None:
+        return _skip(name, "no registry API found")
+    try:
+        creds = resolve_registry_credentials(state.registry, environ=environ, keyring_store=store)
+    except JrError as exc:
+        return CheckResult(name=name, status=Status.FAIL, summary=exc.message, fix=exc.hint)
+    state.creds = creds
+    if creds is None:
+        if state.anonymous:
+            state.creds_ok = True
+            return CheckResult(name=name, status=Status.OK,
+                               summary="none found, and the registry needs none")
+        keyring_note = "" if store.available() else (
+            " (no usable OS keyring here: set PYTHON_KEYRING_BACKEND, e.g. "
+            "keyrings.alt.file.PlaintextKeyring, to use `jr login`)"
+        )
+        return CheckResult(
+            name=name, status=Status.FAIL,
+            summary=f"none found in {DEFAULT_USERNAME_ENV}/{DEFAULT_PASSWORD_ENV} or the OS "
+            "keyring" + keyring_note,
+            fix=f"Bind the Jenkins credential to {DEFAULT_USERNAME_ENV}/{DEFAULT_PASSWORD_ENV}, or "
+            f"run `jr login --registry {state.registry} --username USER --password-stdin`.",
+        )
+    try:
+        check = verify_credentials(session, state.url, state.registry, creds, state.first)
+    except JrError as exc:
+        return CheckResult(
+            name=name, status=Status.FAIL,
+            summary=f"user {creds.username!r} from {creds.source}: {exc.message}", fix=exc.hint,
+        )
+    state.creds_ok = True
+    how = {"none": "not needed", "basic": "Basic", "bearer": "token fetched"}.get(check.scheme,
+                                                                                  check.scheme)
+    return CheckResult(name=name, status=Status.OK,
+                       summary=f"user {creds.username!r} from {creds.source} accepted ({how})")
+
+
+# 8. push permission ----------------------------------------------------------------------------
+def check_push(state: _State, session: requests.Session, repository: str) -> CheckResult:
+    name = "push permission"
+    if state.url is None:
+        return _skip(name, "no registry API found")
+    if not state.creds_ok:
+        return _skip(name, "the credentials are missing or rejected")
+    who = f"user {state.creds.username!r}" if state.creds else "anonymous access"
+    scope = f"repository:{repository}:pull,push"
+    try:
+        headers = authorization(session, state.challenge, state.creds, scope=scope)
+        opened = session.post(f"{state.url}/v2/{repository}/blobs/uploads/", headers=headers,
+                              timeout=(CONNECT_TIMEOUT, 15), allow_redirects=False)
+    except JrError as exc:
+        return CheckResult(name=name, status=Status.FAIL, summary=exc.message, fix=exc.hint)
+    except requests.exceptions.RequestException as exc:
+        return CheckResult(name=name, status=Status.FAIL,
+                           summary=f"opening an upload failed ({type(exc).__name__})")
+    if opened.status_code == 202 and opened.headers.get("Location"):
+        location = urljoin(f"{state.url}/v2/{repository}/blobs/uploads/", opened.headers["Location"])
+        try:
+            cancelled = session.delete(location, headers=headers, timeout=(CONNECT_TIMEOUT, 15),
+                                       allow_redirects=False)
+            note = ("opened and cancelled a blob upload" if cancelled.ok else
+                    f"opened a blob upload; cancelling it answered HTTP {cancelled.status_code} "
+                    "(the registry expires it)")
+        except requests.exceptions.RequestException as exc:
+            note = f"opened a blob upload; cancelling it failed ({type(exc).__name__})"
+        return CheckResult(name=name, status=Status.OK,
+                           summary=f"{who} may push to {repository}: {note}")
+    fix = ("Give the account push rights on the repository (Nexus: a role with "
+           "nx-repository-view-docker-<repo>-add and -edit; Harbor: push on the project). Push to "
+           "a Nexus *hosted* repository's port; a group port refuses pushes.")
+    if is_auth_failure(opened) or opened.status_code == 403:
+        return CheckResult(
+            name=name, status=Status.FAIL,
+            summary=f"{who} may not push to {repository} (HTTP {opened.status_code})", fix=fix,
+        )
+    return CheckResult(
+        name=name, status=Status.FAIL,
+        summary=f"opening a blob upload in {repository} answered HTTP {opened.status_code}",
+        fix="Check the repository name and the registry's log.",
+    )
+
+
+# 9. local image ---------------------------------------------------------------------------------
+def check_image(state: _State, image: str, factory: EngineFactory | None) -> CheckResult:
+    name = "local image"
+    engine = _engine(state, factory)
+    if engine is None:
+        return CheckResult(
+            name=name, status=Status.WARN,
+            summary=f"could not look for {image}: {state.engine_error}",
+            fix="Set DOCKER_HOST to the engine that builds the image and run `jr doctor` again.",
+        )
+    import docker.errors
+
+    try:
+        found = engine.images.get(image)
+    except docker.errors.ImageNotFound:
+        return CheckResult(
+            name=name, status=Status.FAIL, summary=f"{image} does not exist in the Docker engine",
+            fix=f"Build or load it first (`docker build -t {image} .`), or check `docker images`.",
+        )
+    except Exception as exc:  # docker.errors.APIError, requests errors
+        return CheckResult(name=name, status=Status.WARN,
+                           summary=f"could not look for {image} ({type(exc).__name__})")
+    short = str(getattr(found, "short_id", "") or getattr(found, "id", ""))
+    return CheckResult(name=name, status=Status.OK, summary=f"{image} exists locally ({short})")
+
+
+# All --------------------------------------------------------------------------------------------
+def probe_repository(registry: str, image: str | None) -> str:
+    """The repository whose push permission is checked: the --image's path, else a probe name."""
+    if image is None or looks_like_image_id(image):
+        return PROBE_REPOSITORY
+    return parse_reference(image).path
+
+
+def diagnose(
+    registry: str,
+    *,
+    session: requests.Session,
+    environ: Mapping[str, str],
+    keyring_store: KeyringStore,
+    engine: EngineFactory | None = None,
+    image: str | None = None,
+) -> Report:
+    """Run every check in order; later checks are skipped when an earlier one makes them moot."""
+    registry = parse_registry(registry)
+    repository = probe_repository(registry, image)
+    host, ports = _host_and_ports(registry)
+    state = _State(registry=registry, host=host, ports=ports)
+    results = [check_resolution(state), check_tcp(state)]
+    results += check_protocols(state, session)
+    results.append(check_engine_insecure(state, engine))
+    results.append(check_auth_scheme(state))
+    results.append(check_credentials(state, session, environ, keyring_store))
+    results.append(check_push(state, session, repository))
+    if image is not None:
+        results.append(check_image(state, image, engine))
+    secrets = [state.creds.password.reveal()] if state.creds else []
+    if secrets:  # a last guard: no verdict may carry the password, whatever a server echoed
+        results = [
+            CheckResult(name=r.name, status=r.status, summary=redact(r.summary, secrets),
+                        fix=redact(r.fix, secrets) if r.fix else None)
+            for r in results
+        ]
+    for result in results:
+        log.debug("doctor %s: %s %s", result.name, result.status, result.summary)
+    return Report(registry=registry, results=tuple(results))

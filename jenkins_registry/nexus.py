@@ -1,0 +1,353 @@
+"""Nexus 3 provisioning for Docker: a docker hosted repository on an HTTP connector port, the
+Docker Bearer Token Realm, and anonymous access, through Sonatype's REST API, idempotently.
+
+Facts (registry-notes.md §4; Nexus OpenAPI, nexus-repo-api-client-go `RepositoryManagementAPI.md`):
+  * every call is `<nexus>/service/rest/...` with Basic admin credentials;
+  * `POST v1/repositories/docker/hosted` creates (201; 400 when it exists or is invalid), `GET`/`PUT
+    v1/repositories/docker/hosted/<name>` read and update; required fields are `name`, `online`,
+    `storage.{blobStoreName, strictContentTypeValidation, writePolicy}`,
+    `docker.{forceBasicAuth, v1Enabled}`; `forceBasicAuth` is set explicitly because new
+    repositories may default to true, hidden in the UI (sonatype/nexus-public #921);
+  * `GET v1/security/realms/available` lists `{id, name}`; `PUT v1/security/realms/active` takes an
+    ordered id list that *replaces* the active list, so the current list is read and DockerToken
+    appended; older versions serve these under `beta/` instead of `v1/`;
+  * `GET`/`PUT v1/security/anonymous` with `{enabled, userId, realmName}`.
+Every step reports created / updated / unchanged; a dry run takes the same path and only reads.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import requests
+
+from jenkins_registry.credentials import Secret
+from jenkins_registry.errors import (
+    AuthenticationError,
+    InputFileError,
+    JrError,
+    NotFoundError,
+    PermissionDeniedError,
+    ServerError,
+    UnreachableError,
+    UsageError,
+    redact,
+)
+
+log = logging.getLogger(__name__)
+
+DOCKER_TOKEN_REALM = "DockerToken"
+DEFAULT_ANONYMOUS_USER = "anonymous"
+DEFAULT_ANONYMOUS_REALM = "NexusAuthorizingRealm"
+TIMEOUT = (5.0, 30.0)
+_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
+
+
+# Inputs -----------------------------------------------------------------------------------------
+def parse_url(text: str) -> str:
+    """`http(s)://HOST[:PORT][/context]` without credentials, trailing slash removed."""
+    parts = urlsplit(text.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"--url {text!r} is not an http(s) URL.",
+                         hint="Give the Nexus base URL, e.g. http://10.211.55.6:8081.")
+    if parts.username or parts.password:
+        raise UsageError(
+            "--url must not contain a user name or password.",
+            hint="Pass the admin password through NEXUS_PASSWORD, the keyring, or "
+            "--admin-password-file; never on the command line.",
+        )
+    if parts.query or parts.fragment:
+        raise UsageError(f"--url {parts.scheme}://{parts.netloc}{parts.path} must not have a query.")
+    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+
+
+def parse_repository_name(text: str) -> str:
+    """Nexus repository names: letters, digits, '_', '-', '.'; not starting with '_' or '.'."""
+    if not text or set(text) - _NAME_CHARS or text[0] in "_." or len(text) > 200:
+        raise UsageError(
+            f"--repository {text!r} is not a valid Nexus repository name.",
+            hint="Use letters, digits, '-', '_' and '.', starting with a letter or digit "
+            "(e.g. docker-hosted).",
+        )
+    return text
+
+
+def read_password_file(path: str) -> Secret:
+    """The first-run `admin.password` (sonatype-work/nexus3/admin.password, /nexus-data/...)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            value = handle.read().strip()
+    except FileNotFoundError as exc:
+        raise InputFileError(
+            f"The password file {path} does not exist.",
+            hint="Nexus deletes admin.password once the setup wizard changed the password; use "
+            "NEXUS_USERNAME/NEXUS_PASSWORD instead.",
+        ) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputFileError(f"Cannot read the password file {path} ({type(exc).__name__}).",
+                             hint="Check the path and its permissions.") from exc
+    if not value:
+        raise InputFileError(f"The password file {path} is empty.", hint="Check the path.")
+    return Secret(value)
+
+
+# Client -----------------------------------------------------------------------------------------
+class NexusClient:
+    """The few Nexus 3 REST calls the setup needs; each failure becomes a JrError."""
+
+    def __init__(self, url: str, username: str, password: Secret, *,
+                 session: requests.Session | None = None) -> None:
+        self.url = parse_url(url)
+        self.username = username
+        self._password = password
+        self._session = session or requests.Session()
+        self._realms_api = "v1"
+
+    def __repr__(self) -> str:
+        return f"NexusClient({self.url!r}, user={self.username!r})"
+
+    def _call(self, method: str, path: str, *, json: Any = None,
+              missing_ok: bool = False) -> requests.Response:
+        url = f"{self.url}/service/rest/{path}"
+        try:
+            response = self._session.request(
+                method, url, json=json, auth=(self.username, self._password.reveal()),
+                headers={"Accept": "application/json"}, timeout=TIMEOUT, allow_redirects=False,
+            )
+        except requests.exceptions.RequestException as exc:
+            raise UnreachableError(
+                f"Cannot reach Nexus at {self.url} ({type(exc).__name__}).",
+                hint="Check --url (the web port, usually 8081), that Nexus has finished starting, "
+                "and that a firewall lets the port through.",
+            ) from exc
+        log.debug("nexus %s %s -> %d", method, path, response.status_code)
+        status = response.status_code
+        if status == 401:
+            raise AuthenticationError(
+                f"Nexus at {self.url} rejected the credentials of {self.username!r}.",
+                hint="Check NEXUS_USERNAME/NEXUS_PASSWORD (or --admin-password-file; Nexus deletes "
+                "admin.password once the password was changed).",
+            )
+        if status == 403:
+            raise PermissionDeniedError(
+                f"Nexus user {self.username!r} may not {method} {path}.",
+                hint="Use an administrator account (nx-admin role).",
+            )
+        if status == 404 and missing_ok:
+            return response
+        if status >= 400:
+            detail = self._detail(response)
+            error: type[JrError] = (
+                NotFoundError if status == 404 else ServerError if status >= 500 else UsageError
+            )
+            raise error(f"Nexus answered HTTP {status} to {method} {path}{detail}.",
+                        hint="Check the values given, and the Nexus log (nexus.log).")
+        return response
+
+    def _detail(self, response: requests.Response) -> str:
+        text = response.text.strip().replace("\n", " ")[:300]
+        text = redact(text, [self._password.reveal()])
+        return f": {text}" if text else ""
+
+    @staticmethod
+    def _json(response: requests.Response) -> Any:
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ServerError(f"Nexus answered {response.request.path_url} with non-JSON.") from exc
+
+    # repositories
+    def get_docker_hosted(self, name: str) -> dict[str, Any] | None:
+        response = self._call("GET", f"v1/repositories/docker/hosted/{quote(name, safe='')}",
+                              missing_ok=True)
+        if response.status_code == 404:
+            return None
+        body = self._json(response)
+        if not isinstance(body, dict):
+            raise ServerError("Nexus answered the repository request with an unexpected shape.")
+        return body
+
+    def create_docker_hosted(self, body: Mapping[str, Any]) -> None:
+        self._call("POST", "v1/repositories/docker/hosted", json=dict(body))
+
+    def update_docker_hosted(self, name: str, body: Mapping[str, Any]) -> None:
+        self._call("PUT", f"v1/repositories/docker/hosted/{quote(name, safe='')}", json=dict(body))
+
+    # realms
+    def _realms(self, method: str, leaf: str, json: Any = None) -> requests.Response:
+        if self._realms_api == "v1":
+            response = self._call(method, f"v1/security/realms/{leaf}", json=json, missing_ok=True)
+            if response.status_code != 404:
+                return response
+            log.debug("no v1 realms API; trying the beta API of older Nexus versions")
+            self._realms_api = "beta"
+        return self._call(method, f"beta/security/realms/{leaf}", json=json)
+
+    def available_realms(self) -> list[str]:
+        body = self._json(self._realms("GET", "available"))
+        return [str(item["id"]) for item in body if isinstance(item, dict) and "id" in item]
+
+    def active_realms(self) -> list[str]:
+        body = self._json(self._realms("GET", "active"))
+        if not isinstance(body, list):
+            raise ServerError("Nexus answered the active realms with an unexpected shape.")
+        return [str(item) for item in body]
+
+    def set_active_realms(self, ids: list[str]) -> None:
+        self._realms("PUT", "active", json=list(ids))
+
+    # anonymous access
+    def get_anonymous(self) -> dict[str, Any]:
+        body = self._json(self._call("GET", "v1/security/anonymous"))
+        if not isinstance(body, dict):
+            raise ServerError("Nexus answered the anonymous settings with an unexpected shape.")
+        return body
+
+    def set_anonymous(self, body: Mapping[str, Any]) -> None:
+        self._call("PUT", "v1/security/anonymous", json=dict(body))
+
+
+# Plan -------------------------------------------------------------------------------------------
+class Outcome(StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetupOptions:
+    repository: str
+    http_port: int
+    anonymous_pull: bool | None = None  # None: leave anonymous access as it is
+    blob_store: str = "default"
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepResult:
+    """One step of the setup: what it is about, what happened (or would), and the details."""
+
+    step: str
+    outcome: Outcome
+    detail: str
+    dry_run: bool = False
+
+    @property
+    def verdict(self) -> str:
+        if self.dry_run and self.outcome in (Outcome.CREATED, Outcome.UPDATED):
+            return f"would be {self.outcome.value}"
+        return self.outcome.value
+
+
+def desired_repository(options: SetupOptions) -> dict[str, Any]:
+    """The create body for a docker hosted repository on an HTTP connector (registry-notes §4)."""
+    return {
+        "name": options.repository,
+        "online": True,
+        "storage": {"blobStoreName": options.blob_store, "strictContentTypeValidation": True,
+                    "writePolicy": "ALLOW", "latestPolicy": True},
+        "docker": {"v1Enabled": False, "forceBasicAuth": False, "httpPort": options.http_port},
+    }
+
+
+def _repository_update(current: Mapping[str, Any], options: SetupOptions
+                       ) -> tuple[dict[str, Any], list[str]]:
+    """The PUT body (the current settings with ours applied) and the list of differences."""
+    docker = dict(current.get("docker") or {})
+    changes = []
+    wanted = {"httpPort": options.http_port, "forceBasicAuth": False, "v1Enabled": False}
+    for key, value in wanted.items():
+        if docker.get(key) != value:
+            changes.append(f"{key} {docker.get(key)!r} -> {value!r}")
+            docker[key] = value
+    online = current.get("online")
+    if online is not True:
+        changes.append(f"online {online!r} -> True")
+    storage = dict(current.get("storage") or {})
+    body: dict[str, Any] = {"name": current.get("name", options.repository), "online": True,
+                            "storage": storage, "docker": docker}
+    for key in ("cleanup", "component"):
+        if current.get(key) is not None:
+            body[key] = current[key]
+    return body, changes
+
+
+def ensure_repository(client: NexusClient, options: SetupOptions, *, dry_run: bool) -> StepResult:
+    step = f"repository {options.repository}"
+    current = client.get_docker_hosted(options.repository)
+    settings = f"httpPort {options.http_port}, forceBasicAuth false, v1Enabled false"
+    if current is None:
+        if not dry_run:
+            try:
+                client.create_docker_hosted(desired_repository(options))
+            except UsageError:
+                # 400 means "exists" or "invalid": a concurrent create shows up on a re-read.
+                current = client.get_docker_hosted(options.repository)
+                if current is None:
+                    raise
+        if current is None:
+            return StepResult(step=step, outcome=Outcome.CREATED, dry_run=dry_run,
+                              detail=f"docker hosted, blob store {options.blob_store}, {settings}")
+    body, changes = _repository_update(current, options)
+    store = (current.get("storage") or {}).get("blobStoreName")
+    note = (f" (it stays in blob store {store!r}; Nexus cannot move a repository)"
+            if store and store != options.blob_store else "")
+    if not changes:
+        return StepResult(step=step, outcome=Outcome.UNCHANGED, detail=settings + note)
+    if not dry_run:
+        client.update_docker_hosted(options.repository, body)
+    return StepResult(step=step, outcome=Outcome.UPDATED, dry_run=dry_run,
+                      detail=", ".join(changes) + note)
+
+
+def ensure_docker_token_realm(client: NexusClient, *, dry_run: bool) -> StepResult:
+    step = "realm DockerToken"
+    available = client.available_realms()
+    if DOCKER_TOKEN_REALM not in available:
+        raise NotFoundError(
+            "This Nexus offers no DockerToken (Docker Bearer Token) realm.",
+            hint="Docker support needs Nexus Repository 3 with the docker format; check the version.",
+        )
+    active = client.active_realms()
+    if DOCKER_TOKEN_REALM in active:
+        return StepResult(step=step, outcome=Outcome.UNCHANGED,
+                          detail="active: " + ", ".join(active))
+    wanted = [*active, DOCKER_TOKEN_REALM]  # the PUT replaces the whole ordered list
+    if not dry_run:
+        client.set_active_realms(wanted)
+    return StepResult(step=step, outcome=Outcome.UPDATED, dry_run=dry_run,
+                      detail="active: " + ", ".join(wanted))
+
+
+def ensure_anonymous(client: NexusClient, enabled: bool | None, *, dry_run: bool) -> StepResult:
+    step = "anonymous access"
+    current = client.get_anonymous()
+    state = "enabled" if current.get("enabled") else "disabled"
+    if enabled is None:
+        return StepResult(step=step, outcome=Outcome.SKIPPED,
+                          detail=f"{state} (not asked to change: --anonymous-pull/--no-anonymous-pull)")
+    if bool(current.get("enabled")) == enabled:
+        return StepResult(step=step, outcome=Outcome.UNCHANGED, detail=state)
+    body = {
+        "enabled": enabled,
+        "userId": current.get("userId") or DEFAULT_ANONYMOUS_USER,
+        "realmName": current.get("realmName") or DEFAULT_ANONYMOUS_REALM,
+    }
+    if not dry_run:
+        client.set_anonymous(body)
+    return StepResult(step=step, outcome=Outcome.UPDATED, dry_run=dry_run,
+                      detail=f"{state} -> {'enabled' if enabled else 'disabled'}")
+
+
+def setup(client: NexusClient, options: SetupOptions, *, dry_run: bool = False) -> list[StepResult]:
+    """Make Nexus serve Docker on `options.http_port`; each step is skipped when already done."""
+    return [
+        ensure_repository(client, options, dry_run=dry_run),
+        ensure_docker_token_realm(client, dry_run=dry_run),
+        ensure_anonymous(client, options.anonymous_pull, dry_run=dry_run),
+    ]
