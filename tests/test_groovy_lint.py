@@ -3,8 +3,8 @@
 npm-groovy-lint starts a JVM, so all files go into one invocation, with `--noserver` (no CodeNarc
 server is left listening) and nothing fetched from the network. The Groovy runtime it ships also
 evaluates the escaped literals, so hostile values are checked for their value, not only parsed.
-CI puts npm-groovy-lint on PATH (scripts/bootstrap.sh installs it into .cache/npm); these tests
-skip only when it is absent.
+scripts/test.sh (and so CI) installs it into .cache/npm, puts it on PATH and sets
+JR_REQUIRE_GROOVY_LINT=1, so there a missing linter is an error; elsewhere these tests skip.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from tests.test_escaping import HOSTILE
 from tests.test_render import CREDENTIALS_ID, JENKINSFILE_CASES, ROOT
 
 LINTER = shutil.which("npm-groovy-lint")
+if LINTER is None and os.environ.get("JR_REQUIRE_GROOVY_LINT") == "1":
+    raise RuntimeError("npm-groovy-lint is required (JR_REQUIRE_GROOVY_LINT=1) but not on PATH")
 pytestmark = pytest.mark.skipif(
     LINTER is None,
     reason="npm-groovy-lint is not on PATH (install: npm install -g --prefix .cache/npm "

@@ -622,7 +622,8 @@ tag_template = st.from_regex(r"[A-Za-z0-9_.-]{0,5}\$\{(BUILD_NUMBER|HOME|X_Y)\}[
 valid_registry = st.sampled_from(["127.0.0.1:5000", "registry.example.com", "[::1]:5000",
                                   "localhost", "10.211.55.6:8082"])
 valid_image = st.from_regex(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+)?", fullmatch=True) \
-    .filter(lambda name: "/" not in name or "." not in name.split("/")[0])  # else it is a registry
+    .filter(lambda name: len(name) <= 120  # Docker's limit is 255 for the whole name
+            and ("/" not in name or "." not in name.split("/")[0]))  # else it is a registry
 
 
 def run_with_stand_ins(spec: PushSpec) -> None:
