@@ -48,9 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--image", metavar="IMAGE",
-                        help="local image: name, name:tag, or image ID (full or short)")
+    parser.add_argument("--image", metavar="IMAGE",
+                        help="local image: name, name:tag, or image ID (full or short); with "
+                        "--from-archive/--from-oci: which image of a multi-image archive to push")
+    source = parser.add_mutually_exclusive_group()
     source.add_argument("--from-archive", metavar="PATH", type=Path,
                         help="push a `docker save` archive without a Docker engine")
     source.add_argument("--from-oci", metavar="DIR", type=Path,
@@ -125,7 +126,7 @@ def _push_daemonless(args: argparse.Namespace, registry: str, progress: Progress
     return daemonless_push.push_image_source(
         path, source_kind=kind, registry=registry, repository=repository, tags=tags,
         credentials=_credentials(args, registry), compression=args.compression,
-        jobs=args.jobs or 0, insecure=args.insecure, progress=progress,
+        jobs=args.jobs or 0, insecure=args.insecure, progress=progress, image_selector=args.image,
     )
 
 
@@ -146,14 +147,20 @@ def handle_push(args: argparse.Namespace) -> int:
             hint="Pass --registry HOST[:PORT] (e.g. 10.211.55.6:8082) or set JR_REGISTRY.",
         )
     registry = parse_registry(registry_text)
-    if args.image is not None and (args.jobs is not None or args.insecure or args.compression != "gzip"):
+    daemonless = args.from_archive is not None or args.from_oci is not None
+    if args.image is None and not daemonless:
+        raise UsageError(
+            "Nothing to push.",
+            hint="Give --image NAME (a local image), --from-archive PATH.tar or --from-oci DIR.",
+        )
+    if not daemonless and (args.jobs is not None or args.insecure or args.compression != "gzip"):
         raise UsageError(
             "--compression, --jobs and --insecure only apply to --from-archive / --from-oci.",
             hint="With --image the Docker engine compresses and chooses HTTP or HTTPS itself.",
         )
     progress = _progress_sink(args)
     try:
-        if args.image is not None:
+        if not daemonless:
             result = _push_engine(args, registry, progress)
         else:
             result = _push_daemonless(args, registry, progress)
