@@ -1,8 +1,10 @@
 """`jr doctor`: the checks between "docker push" and a private registry, in the order they break.
 
 Each check returns a typed verdict with a one-line summary and, when something is wrong, the fix.
-The probes speak the raw protocol (sockets, `GET /v2/`, the token fetch, a blob upload that is
-opened and cancelled) because their job is to say *which* layer fails; nothing here prints.
+The first probes speak the raw protocol (sockets, `GET /v2/` over HTTPS and over HTTP) because
+their job is to say *which* layer fails; the credentials and push-permission checks then go
+through `RegistryClient` (its `login` scheme rule, on the scheme found), exactly as `jr login`
+and a push do. Nothing here prints.
 Facts: registry-notes.md §2 (insecure-registries), §3.1 (ping and auth), §3.2 (uploads), §4 (Nexus).
 """
 
@@ -15,7 +17,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
-from urllib.parse import urljoin
 
 import requests
 
@@ -26,18 +27,24 @@ from jenkins_registry.credentials import (
     UsernamePassword,
     resolve_registry_credentials,
 )
-from jenkins_registry.errors import JrError, redact
+from jenkins_registry.errors import (
+    AuthenticationError,
+    CredentialsError,
+    JrError,
+    PermissionDeniedError,
+    redact,
+)
 from jenkins_registry.keyring_store import KeyringStore
 from jenkins_registry.reference import looks_like_image_id, parse_reference, parse_registry
-from jenkins_registry.registry_client import Challenge, split_host_port
-from jenkins_registry.registry_login import (
-    authorization,
-    base_url,
+from jenkins_registry.registry_client import (
+    CHECK_RETRY,
+    CHECK_TIMEOUT,
+    RegistryClient,
+    Scheme,
     challenge_of,
-    is_auth_failure,
-    ping,
-    tls_failure_kind,
-    verify_credentials,
+    is_unauthorized,
+    is_untrusted_certificate,
+    split_host_port,
 )
 
 log = logging.getLogger(__name__)
@@ -91,12 +98,12 @@ class _State:
     ports: tuple[int, ...]
     addresses: list[str] = field(default_factory=list)
     reachable: bool = False
-    url: str | None = None  # the base URL the registry API answers on
+    scheme: Scheme | None = None  # the scheme the registry API answers on
     first: requests.Response | None = None
-    challenge: Challenge | None = None
     anonymous: bool = False
     creds: UsernamePassword | None = None
     creds_ok: bool = False
+    client: RegistryClient | None = None
     engine: Any = None
     engine_error: str | None = None
     engine_tried: bool = False
@@ -174,7 +181,7 @@ def check_tcp(state: _State) -> CheckResult:
 
 # 3-4. HTTPS and HTTP /v2/ --------------------------------------------------------------------
 def _is_registry_answer(response: requests.Response) -> bool:
-    return response.status_code == 200 or is_auth_failure(response)
+    return response.status_code == 200 or is_unauthorized(response)
 
 
 def check_protocols(state: _State, session: requests.Session) -> list[CheckResult]:
@@ -184,13 +191,13 @@ def check_protocols(state: _State, session: requests.Session) -> list[CheckResul
     answers: dict[str, requests.Response | None] = {}
     notes: dict[str, str] = {}
     for scheme in ("https", "http"):
-        url = base_url(scheme, state.registry)
         try:
-            answers[scheme] = ping(session, url)
+            answers[scheme] = session.get(f"{scheme}://{state.registry}/v2/", timeout=CHECK_TIMEOUT,
+                                          allow_redirects=False)
         except requests.exceptions.SSLError as exc:
             answers[scheme] = None
             notes[scheme] = ("an HTTPS certificate this machine does not trust"
-                             if tls_failure_kind(exc) == "untrusted" else "no TLS on this port")
+                             if is_untrusted_certificate(exc) else "no TLS on this port")
         except requests.exceptions.Timeout:
             answers[scheme] = None
             notes[scheme] = "no answer in time"
@@ -200,7 +207,7 @@ def check_protocols(state: _State, session: requests.Session) -> list[CheckResul
     https, http = answers["https"], answers["http"]
     results = []
     if https is not None and _is_registry_answer(https):
-        state.url, state.first = base_url("https", state.registry), https
+        state.scheme, state.first = "https", https
         results.append(CheckResult(name=https_name, status=Status.OK,
                                    summary=f"speaks HTTPS (HTTP {https.status_code})"))
     elif notes.get("https", "").startswith("an HTTPS certificate"):
@@ -214,8 +221,8 @@ def check_protocols(state: _State, session: requests.Session) -> list[CheckResul
         results.append(CheckResult(name=https_name, status=Status.INFO,
                                    summary=f"no registry over HTTPS ({seen})"))
     if http is not None and _is_registry_answer(http):
-        if state.url is None:
-            state.url, state.first = base_url("http", state.registry), http
+        if state.scheme is None:
+            state.scheme, state.first = "http", http
             summary = (f"speaks plain HTTP (HTTP {http.status_code}): Docker must treat it as an "
                        "insecure registry")
         else:
@@ -223,7 +230,7 @@ def check_protocols(state: _State, session: requests.Session) -> list[CheckResul
         results.append(CheckResult(name=http_name, status=Status.OK, summary=summary))
     else:
         seen = f"HTTP {http.status_code}" if http is not None else notes.get("http", "")
-        if state.url is None and not any(r.status is Status.FAIL for r in results):
+        if state.scheme is None and not any(r.status is Status.FAIL for r in results):
             results.append(CheckResult(
                 name=http_name, status=Status.FAIL,
                 summary=f"no registry API at /v2/ over HTTPS or HTTP ({seen})",
@@ -255,9 +262,9 @@ def _engine(state: _State, factory: EngineFactory | None) -> Any:
 
 def check_engine_insecure(state: _State, factory: EngineFactory | None) -> CheckResult:
     name = "engine allows HTTP"
-    if state.url is None:
+    if state.scheme is None:
         return _skip(name, "no registry API found")
-    if state.url.startswith("https://"):
+    if state.scheme == "https":
         return CheckResult(name=name, status=Status.SKIP,
                            summary="not needed: the registry speaks HTTPS")
     engine = _engine(state, factory)
@@ -296,7 +303,6 @@ def check_auth_scheme(state: _State) -> CheckResult:
         return CheckResult(name=name, status=Status.INFO,
                            summary="none: /v2/ answers without credentials")
     challenge = challenge_of(state.first)
-    state.challenge = challenge
     if challenge is None:
         return CheckResult(
             name=name, status=Status.FAIL,
@@ -327,10 +333,21 @@ def check_auth_scheme(state: _State) -> CheckResult:
 
 
 # 7. credentials -------------------------------------------------------------------------------
+def _client(state: _State, session: requests.Session) -> RegistryClient:
+    """The client for checks 7 and 8: `jr login`'s rules, pinned to the scheme checks 3-4 found."""
+    if state.client is None:
+        assert state.scheme is not None
+        client = RegistryClient(state.registry, credentials=state.creds, scheme_rule="login",
+                                session=session, timeout=CHECK_TIMEOUT, retry=CHECK_RETRY)
+        client.ping(scheme=state.scheme)
+        state.client = client
+    return state.client
+
+
 def check_credentials(state: _State, session: requests.Session, environ: Mapping[str, str],
                       store: KeyringStore) -> CheckResult:
     name = "credentials"
-    if state.url is None:
+    if state.scheme is None:
         return _skip(name, "no registry API found")
     try:
         creds = resolve_registry_credentials(state.registry, environ=environ, keyring_store=store)
@@ -354,15 +371,18 @@ def check_credentials(state: _State, session: requests.Session, environ: Mapping
             f"run `jr login --registry {state.registry} --username USER --password-stdin`.",
         )
     try:
-        check = verify_credentials(session, state.url, state.registry, creds, state.first)
+        challenge = _client(state, session).check_login()
     except JrError as exc:
         return CheckResult(
             name=name, status=Status.FAIL,
             summary=f"user {creds.username!r} from {creds.source}: {exc.message}", fix=exc.hint,
         )
+    except requests.exceptions.RequestException as exc:  # a TLS failure after the probes
+        return CheckResult(name=name, status=Status.FAIL,
+                           summary=f"checking user {creds.username!r} failed ({type(exc).__name__})")
     state.creds_ok = True
-    how = {"none": "not needed", "basic": "Basic", "bearer": "token fetched"}.get(check.scheme,
-                                                                                  check.scheme)
+    how = {"basic": "Basic", "bearer": "token fetched"}.get(challenge.scheme if challenge else "",
+                                                             "not needed")
     return CheckResult(name=name, status=Status.OK,
                        summary=f"user {creds.username!r} from {creds.source} accepted ({how})")
 
@@ -370,44 +390,34 @@ def check_credentials(state: _State, session: requests.Session, environ: Mapping
 # 8. push permission ----------------------------------------------------------------------------
 def check_push(state: _State, session: requests.Session, repository: str) -> CheckResult:
     name = "push permission"
-    if state.url is None:
+    if state.scheme is None:
         return _skip(name, "no registry API found")
     if not state.creds_ok:
         return _skip(name, "the credentials are missing or rejected")
     who = f"user {state.creds.username!r}" if state.creds else "anonymous access"
-    scope = f"repository:{repository}:pull,push"
     try:
-        headers = authorization(session, state.challenge, state.creds, scope=scope)
-        opened = session.post(f"{state.url}/v2/{repository}/blobs/uploads/", headers=headers,
-                              timeout=(CONNECT_TIMEOUT, 15), allow_redirects=False)
+        probe = _client(state, session).probe_upload(repository)
     except JrError as exc:
         return CheckResult(name=name, status=Status.FAIL, summary=exc.message, fix=exc.hint)
     except requests.exceptions.RequestException as exc:
         return CheckResult(name=name, status=Status.FAIL,
                            summary=f"opening an upload failed ({type(exc).__name__})")
-    if opened.status_code == 202 and opened.headers.get("Location"):
-        location = urljoin(f"{state.url}/v2/{repository}/blobs/uploads/", opened.headers["Location"])
-        try:
-            cancelled = session.delete(location, headers=headers, timeout=(CONNECT_TIMEOUT, 15),
-                                       allow_redirects=False)
-            note = ("opened and cancelled a blob upload" if cancelled.ok else
-                    f"opened a blob upload; cancelling it answered HTTP {cancelled.status_code} "
-                    "(the registry expires it)")
-        except requests.exceptions.RequestException as exc:
-            note = f"opened a blob upload; cancelling it failed ({type(exc).__name__})"
+    if probe.error is None:
+        note = ("opened and cancelled a blob upload" if probe.cancelled else
+                "opened a blob upload; cancelling it failed (the registry expires it)")
         return CheckResult(name=name, status=Status.OK,
                            summary=f"{who} may push to {repository}: {note}")
-    fix = ("Give the account push rights on the repository (Nexus: a role with "
-           "nx-repository-view-docker-<repo>-add and -edit; Harbor: push on the project). Push to "
-           "a Nexus *hosted* repository's port; a group port refuses pushes.")
-    if is_auth_failure(opened) or opened.status_code == 403:
+    if isinstance(probe.error, (AuthenticationError, CredentialsError, PermissionDeniedError)):
         return CheckResult(
             name=name, status=Status.FAIL,
-            summary=f"{who} may not push to {repository} (HTTP {opened.status_code})", fix=fix,
+            summary=f"{who} may not push to {repository} (HTTP {probe.status})",
+            fix="Give the account push rights on the repository (Nexus: a role with "
+            "nx-repository-view-docker-<repo>-add and -edit; Harbor: push on the project). Push "
+            "to a Nexus *hosted* repository's port; a group port refuses pushes.",
         )
     return CheckResult(
         name=name, status=Status.FAIL,
-        summary=f"opening a blob upload in {repository} answered HTTP {opened.status_code}",
+        summary=f"opening a blob upload in {repository} answered HTTP {probe.status}",
         fix="Check the repository name and the registry's log.",
     )
 
@@ -466,6 +476,8 @@ def diagnose(
     results.append(check_auth_scheme(state))
     results.append(check_credentials(state, session, environ, keyring_store))
     results.append(check_push(state, session, repository))
+    if state.client is not None:
+        state.client.close()
     if image is not None:
         results.append(check_image(state, image, engine))
     secrets = [state.creds.password.reveal()] if state.creds else []

@@ -2,14 +2,18 @@
 
 What it does, per ../shared/registry-notes.md section 3: ping and scheme choice, the Basic and
 Bearer-token challenges (one parser, `parse_challenge`, also used by `jr doctor`), token fetch per
-repository scope (with `repository:<from>:pull` for cross-repository mounts), blob HEAD / mount /
-upload (monolithic, streamed or chunked, always continuing at the `Location` the registry gave),
-and manifest PUT. Failures become the same `registry_errors` the engine path raises.
+repository scope (with `repository:<from>:pull` for cross-repository mounts), the credentials
+check of `jr login` and `jr doctor` (`check_login`), blob HEAD / mount / upload (monolithic,
+streamed or chunked, always continuing at the `Location` the registry gave), and manifest PUT.
+Failures become the same `registry_errors` the engine path raises.
 
-Scheme: loopback (127.0.0.0/8, ::1, `localhost`) may use plain HTTP, as the engine allows; any other
-host must speak HTTPS unless `insecure=True` (then, like the engine, HTTPS without certificate check
-first and plain HTTP second). An HTTPS attempt answered in plain HTTP is reported with the
-engine's "server gave HTTP response to HTTPS client" message.
+Scheme, rule `engine` (jr-push): loopback (127.0.0.0/8, ::1, `localhost`) may use plain HTTP, as
+the engine allows; any other host must speak HTTPS unless `insecure=True` (then, like the engine,
+HTTPS without certificate check first and plain HTTP second). An HTTPS attempt answered in plain
+HTTP is reported with the engine's "server gave HTTP response to HTTPS client" message.
+Rule `login` (jr login, jr doctor): for any host, HTTPS with certificate verification first, and
+plain HTTP only when HTTPS fails for another reason than an untrusted certificate (which is an
+error). No credentials are sent before the scheme is chosen.
 
 Reliability: idempotent requests are retried in place on connection errors, 408, 429 and 5xx, with
 exponential backoff and `Retry-After`, bounded in attempts and in total time. A blob upload is
@@ -40,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from jenkins_registry import registry_errors
 from jenkins_registry.credentials import Secret, UsernamePassword
-from jenkins_registry.errors import JrError, RegistryError, UnreachableError, redact
+from jenkins_registry.errors import AuthenticationError, JrError, RegistryError, UnreachableError, redact
 
 if TYPE_CHECKING:
     import requests
@@ -48,6 +52,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Scheme = Literal["https", "http"]
+SchemeRule = Literal["engine", "login"]
 
 _REDIRECTS = (301, 302, 303, 307, 308)
 _MAX_REDIRECTS = 5
@@ -129,6 +134,28 @@ def parse_challenge(header: str) -> Challenge:
     return challenges[0] if challenges else Challenge("")
 
 
+def challenge_of(response: requests.Response) -> Challenge | None:
+    """The challenge of a 401 answer, or None when it carries no usable `WWW-Authenticate`."""
+    header = response.headers.get("WWW-Authenticate")
+    if not header:
+        return None
+    challenge = parse_challenge(header)
+    return challenge if challenge.scheme else None
+
+
+def is_unauthorized(response: requests.Response) -> bool:
+    """401, or Nexus's `400 … "code":"UNAUTHORIZED"` (GoogleContainerTools/jib #2898)."""
+    if response.status_code == 401:
+        return True
+    if response.status_code == 400:
+        try:
+            errors = response.json().get("errors") or []
+        except (ValueError, AttributeError):
+            return False
+        return any(isinstance(e, dict) and e.get("code") == "UNAUTHORIZED" for e in errors)
+    return False
+
+
 # -- scheme policy ---------------------------------------------------------------------------------
 
 
@@ -157,6 +184,12 @@ def is_loopback(registry: str) -> bool:
 def plain_http_allowed(registry: str, insecure: bool) -> bool:
     """Whether plain HTTP may be used for *registry*: loopback always, others only if insecure."""
     return insecure or is_loopback(registry)
+
+
+def is_untrusted_certificate(exc: BaseException) -> bool:
+    """Whether a TLS failure is an unverifiable certificate (rather than a port without TLS)."""
+    text = str(exc)
+    return "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text
 
 
 def speaks_plain_http(registry: str, timeout: float = 5.0) -> bool:
@@ -209,6 +242,11 @@ def _retry_after(value: str | None, cap: float) -> float | None:
     except (TypeError, ValueError):
         return None
     return min(cap, max(0.0, when.timestamp() - time.time()))
+
+
+# One-off checks (jr login, jr doctor) have a person waiting: short timeouts, one retry.
+CHECK_TIMEOUT = (5.0, 15.0)
+CHECK_RETRY = RetryPolicy(attempts=2, initial_delay=0.5, max_delay=2.0, total_seconds=20.0)
 
 
 class _Retry(Exception):
@@ -282,6 +320,16 @@ class Manifest:
     digest: str
 
 
+@dataclass(frozen=True)
+class UploadProbe:
+    """A blob upload opened to prove push permission: the POST's HTTP status, whether the upload
+    was cancelled again, and the error a push would raise (None when the upload opened)."""
+
+    status: int
+    cancelled: bool = False
+    error: JrError | None = None
+
+
 @dataclass
 class _Token:
     value: Secret
@@ -320,7 +368,15 @@ def _with_digest(location: str, digest: str) -> str:
 
 
 class RegistryClient:
-    """One registry, one set of credentials; safe to share between threads of one push."""
+    """One registry, one set of credentials; safe to share between threads of one push.
+
+    *scheme_rule* chooses how `ping` picks the scheme (see the module docstring): `engine`, the
+    default, is jr-push's rule (loopback may use plain HTTP; other hosts HTTPS, or with *insecure*
+    unverified HTTPS then HTTP); `login` is `jr login`'s rule for any host (verified HTTPS, then
+    plain HTTP unless the certificate is untrusted; *insecure* and the loopback exception do not
+    apply, and HTTPS is always verified). A given *session* is used as is (with its `trust_env`,
+    so the CLI's `REQUESTS_CA_BUNDLE` applies) and not closed.
+    """
 
     def __init__(
         self,
@@ -328,6 +384,7 @@ class RegistryClient:
         *,
         credentials: UsernamePassword | None = None,
         insecure: bool = False,
+        scheme_rule: SchemeRule = "engine",
         session: requests.Session | None = None,
         timeout: tuple[float, float] = (10.0, 300.0),
         retry: RetryPolicy | None = None,
@@ -341,6 +398,7 @@ class RegistryClient:
         self.registry = registry
         self.credentials = credentials
         self.insecure = insecure
+        self.scheme_rule = scheme_rule
         self.retry = retry or RetryPolicy()
         self._timeout = timeout
         self._clock = clock
@@ -354,7 +412,7 @@ class RegistryClient:
             session.mount("http://", adapter)
             session.mount("https://", adapter)
         self._session = session
-        self._verify = not plain_http_allowed(registry, insecure)
+        self._verify = scheme_rule == "login" or not plain_http_allowed(registry, insecure)
         if not self._verify:
             # HTTPS to a loopback or --insecure registry is not verified, as the engine does; say so
             # once in the log rather than in a urllib3 warning per request on stderr
@@ -432,7 +490,7 @@ class RegistryClient:
         raise registry_errors.generic(self.registry, "too many redirects")
 
     def _retrying(self, attempt_fn: Callable[[], requests.Response], *,
-                  retry_connect: bool = True) -> requests.Response:
+                  retry_connect: bool = True, tls_context: str = "") -> requests.Response:
         """Run *attempt_fn* until it gives a non-retryable answer, within the retry policy.
 
         With `retry_connect=False` a refused connection or unknown host fails at once (ping).
@@ -452,7 +510,10 @@ class RegistryClient:
                 response.close()
             except (requests.ConnectionError, requests.Timeout) as exc:
                 if isinstance(exc, requests.exceptions.SSLError):
-                    raise
+                    if not retry_connect:
+                        raise  # the ping decides what a TLS failure means for the scheme choice
+                    raise registry_errors.tls_failure(self.registry, tls_context + _describe(exc)) \
+                        from None
                 error, delay = self._network_error(exc), None
                 if not retry_connect and _describe(exc) in _CONNECT_FAILURES:
                     raise error from None
@@ -510,7 +571,6 @@ class RegistryClient:
 
     def _token(self, scopes: tuple[str, ...]) -> Secret | None:
         """A bearer token for *scopes*, from the cache while it is valid, else from the realm."""
-        import requests
 
         with self._token_lock:
             cached = self._tokens.get(scopes)
@@ -533,11 +593,8 @@ class RegistryClient:
             basic = self._basic()
             if basic:
                 headers["Authorization"] = basic
-            try:
-                response = self._retrying(lambda: self._send("GET", url, dict(headers)))
-            except requests.exceptions.SSLError as exc:
-                raise registry_errors.tls_failure(self.registry, "token realm: " + _describe(exc)) \
-                    from None
+            response = self._retrying(lambda: self._send("GET", url, dict(headers)),
+                                      tls_context="token realm: ")
             if response.status_code in (401, 403):
                 raise self._credentials_error()
             if response.status_code != 200:
@@ -609,24 +666,29 @@ class RegistryClient:
     # -- ping and access -------------------------------------------------------------------------
 
     def ping(self, scheme: Scheme | None = None) -> Challenge | None:
-        """`GET /v2/`: choose the scheme and remember the auth challenge (None when open).
+        """`GET /v2/` without credentials: choose the scheme and remember the auth challenge.
 
-        *scheme* forces one scheme (as `jr doctor` does to test HTTPS). By default: loopback tries
-        plain HTTP first and HTTPS second (a local registry rarely has TLS, and a failed handshake
-        costs more than a plain request); `insecure` hosts try HTTPS (unverified) then HTTP, like
-        the engine; every other host uses HTTPS only.
+        Returns the challenge (None when the registry is open). *scheme* forces one scheme (as
+        `jr doctor` does once its own probes found it). Otherwise, by the `engine` rule: loopback
+        tries plain HTTP first and HTTPS second (a local registry rarely has TLS, and a failed
+        handshake costs more than a plain request); `insecure` hosts try HTTPS (unverified) then
+        HTTP, like the engine; every other host uses HTTPS only. By the `login` rule: verified
+        HTTPS, then plain HTTP unless the certificate is untrusted.
         """
         import requests
 
         schemes: list[Scheme]
         if scheme is not None:
             schemes = [scheme]
+        elif self.scheme_rule == "login":
+            schemes = ["https", "http"]
         elif is_loopback(self.registry):
             schemes = ["http", "https"]
         elif self.insecure:
             schemes = ["https", "http"]
         else:
             schemes = ["https"]
+        login_rule = self.scheme_rule == "login"
         problem: JrError | None = None
         for index, candidate in enumerate(schemes):
             last = index + 1 == len(schemes)
@@ -639,6 +701,10 @@ class RegistryClient:
                 response = self._retrying(get_v2, retry_connect=False)
             except requests.exceptions.SSLError as exc:
                 log.debug("HTTPS to %s failed (%s)", self.registry, _describe(exc))
+                if login_rule and is_untrusted_certificate(exc):
+                    raise self._untrusted_error() from None  # never plain HTTP past this
+                if login_rule and not last:
+                    continue  # no TLS on the port: plain HTTP's answer (or error) tells more
                 problem = problem or self._tls_error(exc)
                 if last:
                     raise problem from None
@@ -648,26 +714,43 @@ class RegistryClient:
                 if last:
                     raise problem from None
                 continue
-            if response.status_code not in (200, 401):
-                detail = f"GET /v2/ answered HTTP {response.status_code}; this is not a registry API"
+            if response.status_code != 200 and not is_unauthorized(response):
+                status = response.status_code
                 response.close()
-                problem = problem or registry_errors.generic(self.registry, detail)
+                problem = problem or self._not_a_registry(status)
                 if last:
                     raise problem
                 continue
             self.base_url = f"{candidate}://{self.registry}"
-            if response.status_code == 401:
-                self.challenge = parse_challenge(response.headers.get("WWW-Authenticate", ""))
-                if self.challenge.scheme not in ("basic", "bearer"):
-                    raise registry_errors.generic(
-                        self.registry, f"unsupported authentication scheme {self.challenge.scheme!r}")
-            else:
-                self.challenge = None
+            self.challenge = challenge_of(response) if response.status_code != 200 else None
+            status = response.status_code
             response.close()
+            if status != 200 and (self.challenge is None
+                                  or self.challenge.scheme not in ("basic", "bearer")):
+                offered = repr(self.challenge.scheme) if self.challenge else "none"
+                raise registry_errors.generic(
+                    self.registry, f"unsupported authentication scheme {offered} (HTTP {status}); "
+                    "Docker supports only Basic and Bearer")
             log.debug("registry %s: %s, auth %s", self.registry, self.base_url,
                       self.challenge.scheme if self.challenge else "none")
             return self.challenge
         raise problem or registry_errors.unreachable(self.registry, "no answer")
+
+    def _not_a_registry(self, status: int) -> RegistryError:
+        return RegistryError(
+            f"{self.registry} answered GET /v2/ with HTTP {status}: this is not a Docker registry "
+            "API endpoint.",
+            hint="Use the registry's own port (for Nexus: the docker repository's HTTP connector "
+            "port such as 8082, not the web UI port 8081 and not /repository/NAME).",
+        )
+
+    def _untrusted_error(self) -> RegistryError:
+        """The `login` rule's stop: HTTPS with a certificate that does not verify."""
+        return RegistryError(
+            f"{self.registry} speaks HTTPS with a certificate this machine does not trust.",
+            hint=f"Install its CA certificate (for docker: /etc/docker/certs.d/{self.registry}/"
+            "ca.crt; for this tool: the system trust store or REQUESTS_CA_BUNDLE).",
+        )
 
     def _tls_error(self, exc: BaseException) -> JrError:
         """A failed TLS handshake: a port that speaks plain HTTP, or an untrusted certificate."""
@@ -681,24 +764,51 @@ class RegistryClient:
             return error
         return registry_errors.tls_failure(self.registry, _describe(exc))
 
-    def check_credentials(self, repository: str, *, probe: bool = True) -> None:
-        """Fail early with the engine's messages when the credentials cannot push to *repository*.
+    def check_credentials(self, repository: str | None = None, *,
+                          probe: bool = True) -> Challenge | None:
+        """Fail early with the engine's messages when the credentials are not accepted.
 
-        Basic: no credentials is an error at once; with *probe*, `GET /v2/` checks them (else the
-        next request will). Bearer: fetch the push token for the repository.
+        Returns the challenge answered (None when the registry asks for no credentials). Basic:
+        no credentials is an error at once. Bearer: a token is fetched, scoped for a push to
+        *repository* when given, else as the challenge asks. With *probe*, `GET /v2/` is then
+        sent with the credentials or the token (else the next request checks them).
         """
         if self.base_url is None:
             self.ping()
-        if self.challenge is None:
-            return
-        if self.credentials is None and self.challenge.scheme == "basic":
+        challenge = self.challenge
+        if challenge is None:
+            return None
+        if self.credentials is None and challenge.scheme == "basic":
             raise registry_errors.no_credentials(self.registry)
-        if self.challenge.scheme == "basic" and probe:
-            response = self._request("GET", "/v2/")
+        scopes = push_scopes(repository) if repository else ()
+        if challenge.scheme == "bearer":
+            self._token(scopes)
+        if probe:
+            response = self._request("GET", "/v2/", scopes=scopes)
             self._check(response, (200,), None)
             response.close()
-        elif self.challenge.scheme == "bearer":
-            self._token(push_scopes(repository))
+        return challenge
+
+    def check_login(self) -> Challenge | None:
+        """What `docker login` checks: `/v2/` with the password, or with a token fetched with it.
+
+        `check_credentials()` without a repository; a rejected password is said as such (naming
+        the token service for Bearer), since no push is involved. Returns the challenge answered.
+        """
+        try:
+            return self.check_credentials()
+        except AuthenticationError as exc:
+            if self.credentials is None:
+                raise
+            where = ""
+            if self._is_bearer() and self.challenge is not None and self.challenge.realm:
+                host = urllib.parse.urlsplit(self.challenge.realm).netloc.rpartition("@")[2]
+                where = f" at its token service {host}"
+            raise AuthenticationError(
+                f"The registry {self.registry} rejected the password of user "
+                f"{self.credentials.username!r}{where}.",
+                hint="Check the username and password and try again.",
+            ) from exc
 
     def check_access(self, repository: str, actions: Sequence[str]) -> None:
         """Prove that the credentials may do *actions* (`pull`, `push`) on *repository*.
@@ -708,8 +818,9 @@ class RegistryClient:
         """
         scopes = (f"repository:{repository}:{','.join(actions)}",)
         if "push" in actions:
-            location = self.start_upload(repository, scopes=scopes)
-            self.cancel_upload(location, repository)
+            probe = self.probe_upload(repository, scopes=scopes)
+            if probe.error is not None:
+                raise probe.error
         if "pull" in actions:
             response = self._request("GET", f"/v2/{repository}/tags/list", scopes=scopes)
             if response.status_code == 404 and b"NAME_UNKNOWN" in response.content:
@@ -727,13 +838,33 @@ class RegistryClient:
         self._check(response, (200,), repository)
         return int(response.headers.get("Content-Length") or 0)
 
-    def start_upload(self, repository: str, *, scopes: Sequence[str] | None = None) -> str:
-        """`POST …/blobs/uploads/`; returns the absolute upload `Location`."""
+    def _open_upload(self, repository: str,
+                     scopes: Sequence[str] | None) -> tuple[str, requests.Response]:
         url = self._url(f"/v2/{repository}/blobs/uploads/")
         response = self._request("POST", url, scopes=scopes or push_scopes(repository),
                                  headers={"Content-Length": "0"})
+        return url, response
+
+    def start_upload(self, repository: str, *, scopes: Sequence[str] | None = None) -> str:
+        """`POST …/blobs/uploads/`; returns the absolute upload `Location`."""
+        url, response = self._open_upload(repository, scopes)
         self._check(response, (202,), repository)
         return self._location(response, url)
+
+    def probe_upload(self, repository: str, *, scopes: Sequence[str] | None = None) -> UploadProbe:
+        """Open a blob upload in *repository* and cancel it: push permission, with nothing stored.
+
+        A refusal is returned with its HTTP status (which `jr doctor` shows) instead of raised;
+        failures to reach the registry or to get a token still raise.
+        """
+        url, response = self._open_upload(repository, scopes)
+        status = response.status_code
+        if status != 202:
+            error = self._error_for(response, repository)
+            response.close()
+            return UploadProbe(status=status, error=error)
+        return UploadProbe(status=status,
+                           cancelled=self.cancel_upload(self._location(response, url), repository))
 
     def _location(self, response: requests.Response, request_url: str) -> str:
         location = response.headers.get("Location")
@@ -742,8 +873,8 @@ class RegistryClient:
             raise registry_errors.generic(self.registry, "an upload response had no Location header")
         return urllib.parse.urljoin(request_url, location)
 
-    def cancel_upload(self, location: str, repository: str | None = None) -> None:
-        """`DELETE <location>`, best effort: a failure is only logged.
+    def cancel_upload(self, location: str, repository: str | None = None) -> bool:
+        """`DELETE <location>`, best effort: True when cancelled; a failure is only logged.
 
         The registry's DELETE needs the `*` (or `delete`) action, so the token is asked for that.
         """
@@ -756,6 +887,11 @@ class RegistryClient:
             response.close()
         except Exception as exc:  # cancelling is a courtesy
             log.debug("cancelling an upload failed: %s", _describe(exc))
+            return False
+        if not 200 <= response.status_code < 300:
+            log.debug("cancelling an upload: HTTP %s (the registry expires it)", response.status_code)
+            return False
+        return True
 
     def _auth_headers(self, url: str, scopes: Sequence[str]) -> dict[str, str]:
         auth = self._authorization(url, tuple(scopes))

@@ -326,3 +326,20 @@ def test_trusted_https_registry(tls_registry: Any, docker_env: str, monkeypatch:
     assert lines["auth scheme"].startswith("[info]")
     assert "needs none" in lines["credentials"]
     assert lines["push permission"].startswith("[ ok ]")
+
+
+def test_login_over_verified_https(tls_registry: Any, monkeypatch: pytest.MonkeyPatch,
+                                   capsys: pytest.CaptureFixture[str],
+                                   caplog: pytest.LogCaptureFixture) -> None:
+    """With the CA trusted (REQUESTS_CA_BUNDLE), `jr login` uses HTTPS even on loopback."""
+    reg, cert_path = tls_registry
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert_path))
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyrings.alt.file.PlaintextKeyring")
+    monkeypatch.setattr("sys.stdin", io.StringIO(SECRET))
+    caplog.set_level(logging.DEBUG)
+    code = jr(["login", "--registry", reg.host, "--username", "u", "--password-stdin"], base_env())
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "the password was not checked" in err  # this registry asks for no credentials
+    assert f"https://{reg.host}" in caplog.text and f"http://{reg.host}" not in caplog.text
+    assert_absent(SECRET, out, err, caplog.text)

@@ -16,7 +16,8 @@ from jenkins_registry.cli.main import main as jr
 from jenkins_registry.credentials import resolve_registry_credentials
 from jenkins_registry.errors import ExitCode
 from jenkins_registry.keyring_store import KeyringStore
-from jenkins_registry.registry_login import challenge_of, read_password_stdin
+from jenkins_registry.registry_client import challenge_of
+from jenkins_registry.registry_login import read_password_stdin
 from tests import nexus_emulator, services
 from tests.secret_checks import assert_absent, assert_absent_in_tree
 
@@ -287,3 +288,16 @@ def test_password_stdin_trimming() -> None:
     assert read_password_stdin("pw\r\n").reveal() == "pw"
     assert read_password_stdin("pw\n\n").reveal() == "pw\n"
     assert read_password_stdin(" pw ").reveal() == " pw "
+
+
+def test_login_to_a_port_that_is_not_a_registry(file_keyring: Path, capsys: pytest.CaptureFixture[str],
+                                                caplog: pytest.LogCaptureFixture,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Nexus web UI port answers HTTP, but /v2/ is 404 there: say to use the connector port."""
+    with nexus_emulator.nexus() as nexus:
+        host = nexus.url.split("://", 1)[1]
+        code, out, err = run(["login", "--registry", host, "--username", "ci-bot", "--password-stdin"],
+                             capsys, caplog, SECRET, monkeypatch)
+    assert code == ExitCode.REGISTRY and out == ""
+    assert "not a Docker registry API endpoint" in err and "8082" in err
+    assert KeyringStore().get(host) is None

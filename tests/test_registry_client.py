@@ -29,6 +29,7 @@ from jenkins_registry.registry_client import (
     Challenge,
     RegistryClient,
     RetryPolicy,
+    SchemeRule,
     _retry_after,
     _with_digest,
     is_loopback,
@@ -454,3 +455,165 @@ def test_token_in_access_token_only(token_auth: tuple[services.Registry, TokenSe
             client.check_access("jr-token/fields", ["pull", "push"])
     finally:
         tokens.token_fields = ("token", "access_token")
+
+
+# -- the `login` scheme rule and the login check (jr login, jr doctor) -------------------------------
+
+
+class _TlsFailure(_NoNetwork):
+    """A stand-in session whose HTTPS fails with *text* (and plain HTTP is refused); it records the
+    `verify` each request asked for."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+        self.verify: list[object] = []
+
+    def request(self, method: str, url: str, **kwargs: object) -> object:
+        import requests
+
+        self.verify.append(kwargs.get("verify"))
+        if url.startswith("https://"):
+            self.urls.append(url)
+            raise requests.exceptions.SSLError(self.text)
+        return super().request(method, url, **kwargs)
+
+
+@pytest.mark.parametrize("registry,insecure", [
+    ("10.211.55.6:8082", False), ("registry.example", False), ("registry.example", True),
+    ("127.0.0.1:5000", False), ("localhost:5000", False),
+])
+def test_login_rule_tries_verified_https_then_http_for_any_host(registry: str, insecure: bool) -> None:
+    session = _TlsFailure("[SSL: WRONG_VERSION_NUMBER] wrong version number")
+    client = RegistryClient(registry, insecure=insecure, scheme_rule="login", session=session,  # type: ignore[arg-type]
+                            retry=FAST)
+    with pytest.raises(UnreachableError):  # plain HTTP's error, not the HTTPS one
+        client.ping()
+    assert [url.split("://")[0] for url in session.urls] == ["https", "http"]
+    assert session.verify[0] is True  # loopback and --insecure do not switch verification off
+
+
+def test_login_rule_never_falls_back_past_an_untrusted_certificate() -> None:
+    session = _TlsFailure("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed "
+                          "certificate")
+    client = RegistryClient("127.0.0.1:5000", credentials=creds(), scheme_rule="login",
+                            session=session, retry=FAST)  # type: ignore[arg-type]
+    with pytest.raises(RegistryError) as info:
+        client.check_login()
+    assert info.value.exit_code == 10  # documented for jr login: an untrusted certificate is exit 10
+    assert "does not trust" in info.value.message
+    assert "/etc/docker/certs.d/127.0.0.1:5000/ca.crt" in (info.value.hint or "")
+    assert session.urls == ["https://127.0.0.1:5000/v2/"]  # one unauthenticated GET, no HTTP
+    no_secret(str(info.value), info.value.hint or "")
+
+
+def test_check_login_basic(registry: services.Registry, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    with RegistryClient(registry.host, credentials=creds(), scheme_rule="login") as client:
+        challenge = client.check_login()
+        assert challenge is not None and challenge.scheme == "basic"
+        assert client.base_url == f"http://{registry.host}"  # no TLS on the port: plain HTTP
+    with RegistryClient(registry.host, credentials=creds(password="wrong-" + SECRET),
+                        scheme_rule="login") as client, pytest.raises(AuthenticationError) as info:
+        client.check_login()
+    assert info.value.message == f"The registry {registry.host} rejected the password of user 'ci-bot'."
+    no_secret(str(info.value), info.value.hint or "", caplog.text)
+
+
+def test_check_login_fetches_a_token_and_repeats_v2_with_it(
+        token_auth: tuple[services.Registry, TokenServer], caplog: pytest.LogCaptureFixture) -> None:
+    registry, tokens = token_auth
+    caplog.set_level(logging.DEBUG)
+    with RegistryClient(registry.host, credentials=creds(), scheme_rule="login") as client:
+        challenge = client.check_login()
+        assert challenge is not None and challenge.scheme == "bearer"
+    assert tokens.log[-1] == ("ci-bot", (), 200)  # no push scope: /v2/ needs none
+    token_host = tokens.realm.split("://", 1)[1].split("/", 1)[0]
+    with RegistryClient(registry.host, credentials=creds(password="nope-" + SECRET),
+                        scheme_rule="login") as client, pytest.raises(AuthenticationError) as info:
+        client.check_login()
+    assert info.value.message == (f"The registry {registry.host} rejected the password of user "
+                                  f"'ci-bot' at its token service {token_host}.")
+    with RegistryClient(registry.host, scheme_rule="login") as anonymous, \
+            pytest.raises(CredentialsError):
+        anonymous.check_login()
+    no_secret(str(info.value), info.value.hint or "", caplog.text, repr(tokens.log))
+
+
+def test_probe_upload_returns_refusals_with_their_status(
+        registry: services.Registry, token_auth: tuple[services.Registry, TokenServer]) -> None:
+    with RegistryClient(registry.host, credentials=creds()) as client:
+        allowed = client.probe_upload("jr-client/probe")
+    assert (allowed.status, allowed.cancelled, allowed.error) == (202, True, None)
+    token_registry_, _ = token_auth
+    with RegistryClient(token_registry_.host, credentials=creds(READER_USER, READER_PASSWORD)) as client:
+        refused = client.probe_upload("jr-token/probe")
+    assert refused.status == 401 and not refused.cancelled  # a pull-only token: insufficient_scope
+    assert isinstance(refused.error, PermissionDeniedError)
+    assert refused.error.message == registry_errors.access_denied(
+        token_registry_.host, "jr-token/probe", READER_USER).message
+
+
+class _NexusStyle400(http.server.BaseHTTPRequestHandler):
+    """`/v2/` answering a wrong Authorization header with Nexus's 400 UNAUTHORIZED (registry-notes §3.1,
+    GoogleContainerTools/jib #2898), and the usual 401 Basic challenge without one."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        import base64
+
+        good = "Basic " + base64.b64encode(f"ci-bot:{SECRET}".encode()).decode()
+        header = self.headers.get("Authorization")
+        if header == good:
+            status, body = 200, b"{}"
+        elif header:
+            status = 400
+            body = (b'{"errors":[{"code":"UNAUTHORIZED","message":"[ERROR-400] DOCKER Either '
+                    b'Authorization header is missing or invalid"}]}')
+        else:
+            status = 401
+            body = b'{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}'
+        self.send_response(status)
+        if status == 401:
+            self.send_header("WWW-Authenticate", 'BASIC realm="Sonatype Nexus Repository Manager"')
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_nexus_400_unauthorized_is_a_rejected_password() -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NexusStyle400)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    host = f"127.0.0.1:{server.server_address[1]}"
+    try:
+        with RegistryClient(host, credentials=creds(), scheme_rule="login", retry=FAST) as client:
+            challenge = client.check_login()
+            assert challenge is not None and challenge.scheme == "basic"
+        with RegistryClient(host, credentials=creds(password="wrong-" + SECRET), scheme_rule="login",
+                            retry=FAST) as client, pytest.raises(AuthenticationError) as info:
+            client.check_login()
+        assert "rejected the password of user 'ci-bot'" in info.value.message
+        no_secret(str(info.value))
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def test_a_port_that_is_not_a_registry_says_which_port_to_use() -> None:
+    from tests import nexus_emulator
+
+    with nexus_emulator.nexus() as nexus:
+        host = nexus.url.split("://", 1)[1]
+        rules: tuple[SchemeRule, ...] = ("engine", "login")
+        for rule in rules:
+            with RegistryClient(host, scheme_rule=rule, retry=FAST) as client, \
+                    pytest.raises(RegistryError) as info:
+                client.ping()
+            assert info.value.message == (f"{host} answered GET /v2/ with HTTP 404: this is not a "
+                                          "Docker registry API endpoint.")
+            assert "8082" in (info.value.hint or "") and "8081" in (info.value.hint or "")

@@ -79,7 +79,7 @@ def _login(args: argparse.Namespace) -> int:
     creds = UsernamePassword(username=args.username, password=password, source="jr login")
     with requests.Session() as session:
         result = login(registry, creds, store=store, session=session)
-    if result.check.scheme == "none":
+    if result.auth == "none":
         print(f"warning: {registry} accepts requests without credentials; the password was not "
               "checked", file=sys.stderr)
     if result.replaced_user:
