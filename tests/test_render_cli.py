@@ -135,11 +135,13 @@ def test_quiet_prints_nothing_but_the_result(jr: Run, tmp_path: Path) -> None:
     assert (result.code, result.out, result.err) == (0, "", "")
 
 
-def test_documented_example_command_renders_jenkinsfile_example(jr: Run, tmp_path: Path) -> None:
-    """docs/render.md shows the command that produces Jenkinsfile.example; run exactly that."""
-    docs = (ROOT / "docs" / "render.md").read_text(encoding="utf-8")
+@pytest.mark.parametrize("document", ["README.md", "docs/render.md"])
+def test_documented_example_command_renders_jenkinsfile_example(jr: Run, tmp_path: Path,
+                                                                 document: str) -> None:
+    """README.md and docs/render.md show the command that produces Jenkinsfile.example; run it."""
+    docs = (ROOT / document).read_text(encoding="utf-8")
     match = re.search(r"<!-- example-command -->\n```(?:sh|console)?\n(.+?)\n```", docs, re.S)
-    assert match, "docs/render.md lost its <!-- example-command --> block"
+    assert match, f"{document} lost its <!-- example-command --> block"
     argv = shlex.split(match.group(1).replace("\\\n", " "))
     assert argv[:3] == ["jr", "render", "jenkinsfile"] and "--output" in argv
     argv[argv.index("--output") + 1] = str(tmp_path / "Jenkinsfile.example")
