@@ -88,12 +88,20 @@ def _load_backend(preferred: str | None = None) -> _Backend:
     return _Backend("zlib", zlib, 1)
 
 
-_DEFAULT_BACKEND = _load_backend()
+_default: _Backend | None = None
+
+
+def _default_backend() -> _Backend:
+    """The preferred backend, loaded on first use: a re-push that uploads nothing never needs it."""
+    global _default
+    if _default is None:
+        _default = _load_backend()
+    return _default
 
 
 def backend_name() -> str:
     """The deflate implementation in use: "isal" or "zlib"."""
-    return _DEFAULT_BACKEND.name
+    return _default_backend().name
 
 
 def detect_encoding(head: bytes) -> Encoding:
@@ -123,7 +131,7 @@ class Compressor:
     """A pool of threads deflating independent blocks; shared by all layers of one push."""
 
     def __init__(self, threads: int, *, backend: str | None = None) -> None:
-        self._backend = _DEFAULT_BACKEND if backend is None else _load_backend(backend)
+        self._backend = _default_backend() if backend is None else _load_backend(backend)
         from concurrent.futures import ThreadPoolExecutor
 
         self.threads = max(1, threads)
@@ -389,7 +397,7 @@ class _Inflater:
 
     def __init__(self, what: str) -> None:
         self._what = what
-        self._obj = _DEFAULT_BACKEND.decompressobj()
+        self._obj = _default_backend().decompressobj()
 
     def _corrupt(self, exc: Exception | None) -> InputFileError:
         detail = f" ({type(exc).__name__})" if exc is not None else ""
@@ -411,7 +419,7 @@ class _Inflater:
                 pending = self._obj.unconsumed_tail
             elif self._obj.eof and self._obj.unused_data:
                 pending = self._obj.unused_data
-                self._obj = _DEFAULT_BACKEND.decompressobj()
+                self._obj = _default_backend().decompressobj()
             else:
                 pending = b""
 

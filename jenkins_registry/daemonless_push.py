@@ -490,6 +490,7 @@ def push_image_source(
     blob_cache: Path | None = None,
     retry: RetryPolicy | None = None,
     chunk_size: int | None = None,
+    ca_bundle: str | None = None,
 ) -> PushResult:
     """Push the image in *source_path* to `registry/repository:tag` for every tag, without a daemon.
 
@@ -497,7 +498,8 @@ def push_image_source(
     take the source's tag, else `latest`. *jobs* 0 means `default_jobs()`. *blob_cache* names a
     JSON file that remembers pushed blobs between runs (for skipping and cross-repository mounts);
     None keeps no state.
-    *chunk_size* switches blob uploads to chunked PATCHes of that many bytes.
+    *chunk_size* switches blob uploads to chunked PATCHes of that many bytes. *ca_bundle* adds
+    CA certificates to the default store for verified HTTPS (the CLI passes REQUESTS_CA_BUNDLE).
     Raises JrError subclasses (the same as the engine path for registry failures).
     """
     registry = parse_registry(registry)
@@ -510,7 +512,7 @@ def push_image_source(
     log.info("pushing %s (%d layers, %s) to %s/%s as %s", source.path, len(source.layers),
              compression, registry, repository, ", ".join(tag_list))
     client = RegistryClient(registry, credentials=credentials, insecure=insecure, retry=retry,
-                            pool_size=jobs * 2 + 2)
+                            ca_bundle=ca_bundle)
     try:
         pusher = _Pusher(client, source, repository, compression, jobs, progress, cache, chunk_size)
         client.ping()

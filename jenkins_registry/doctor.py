@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-import requests
-
 from jenkins_registry import daemon_config
 from jenkins_registry.credentials import (
     DEFAULT_PASSWORD_ENV,
@@ -34,6 +32,7 @@ from jenkins_registry.errors import (
     PermissionDeniedError,
     redact,
 )
+from jenkins_registry.http_transport import HttpTransport, Response, Timeout, TlsError, TransportError
 from jenkins_registry.keyring_store import KeyringStore
 from jenkins_registry.reference import looks_like_image_id, parse_reference, parse_registry
 from jenkins_registry.registry_client import (
@@ -99,7 +98,7 @@ class _State:
     addresses: list[str] = field(default_factory=list)
     reachable: bool = False
     scheme: Scheme | None = None  # the scheme the registry API answers on
-    first: requests.Response | None = None
+    first: Response | None = None
     anonymous: bool = False
     creds: UsernamePassword | None = None
     creds_ok: bool = False
@@ -180,28 +179,28 @@ def check_tcp(state: _State) -> CheckResult:
 
 
 # 3-4. HTTPS and HTTP /v2/ --------------------------------------------------------------------
-def _is_registry_answer(response: requests.Response) -> bool:
+def _is_registry_answer(response: Response) -> bool:
     return response.status_code == 200 or is_unauthorized(response)
 
 
-def check_protocols(state: _State, session: requests.Session) -> list[CheckResult]:
+def check_protocols(state: _State, transport: HttpTransport) -> list[CheckResult]:
     https_name, http_name = "HTTPS /v2/", "HTTP /v2/"
     if not state.reachable:
         return [_skip(https_name, "no TCP connection"), _skip(http_name, "no TCP connection")]
-    answers: dict[str, requests.Response | None] = {}
+    answers: dict[str, Response | None] = {}
     notes: dict[str, str] = {}
     for scheme in ("https", "http"):
         try:
-            answers[scheme] = session.get(f"{scheme}://{state.registry}/v2/", timeout=CHECK_TIMEOUT,
-                                          allow_redirects=False)
-        except requests.exceptions.SSLError as exc:
+            answers[scheme] = transport.request("GET", f"{scheme}://{state.registry}/v2/",
+                                                timeout=CHECK_TIMEOUT)
+        except TlsError as exc:
             answers[scheme] = None
             notes[scheme] = ("an HTTPS certificate this machine does not trust"
                              if is_untrusted_certificate(exc) else "no TLS on this port")
-        except requests.exceptions.Timeout:
+        except Timeout:
             answers[scheme] = None
             notes[scheme] = "no answer in time"
-        except requests.exceptions.RequestException as exc:
+        except TransportError as exc:
             answers[scheme] = None
             notes[scheme] = f"no answer ({type(exc).__name__})"
     https, http = answers["https"], answers["http"]
@@ -333,18 +332,18 @@ def check_auth_scheme(state: _State) -> CheckResult:
 
 
 # 7. credentials -------------------------------------------------------------------------------
-def _client(state: _State, session: requests.Session) -> RegistryClient:
+def _client(state: _State, transport: HttpTransport) -> RegistryClient:
     """The client for checks 7 and 8: `jr login`'s rules, pinned to the scheme checks 3-4 found."""
     if state.client is None:
         assert state.scheme is not None
         client = RegistryClient(state.registry, credentials=state.creds, scheme_rule="login",
-                                session=session, timeout=CHECK_TIMEOUT, retry=CHECK_RETRY)
+                                transport=transport, timeout=CHECK_TIMEOUT, retry=CHECK_RETRY)
         client.ping(scheme=state.scheme)
         state.client = client
     return state.client
 
 
-def check_credentials(state: _State, session: requests.Session, environ: Mapping[str, str],
+def check_credentials(state: _State, transport: HttpTransport, environ: Mapping[str, str],
                       store: KeyringStore) -> CheckResult:
     name = "credentials"
     if state.scheme is None:
@@ -371,13 +370,13 @@ def check_credentials(state: _State, session: requests.Session, environ: Mapping
             f"run `jr login --registry {state.registry} --username USER --password-stdin`.",
         )
     try:
-        challenge = _client(state, session).check_login()
+        challenge = _client(state, transport).check_login()
     except JrError as exc:
         return CheckResult(
             name=name, status=Status.FAIL,
             summary=f"user {creds.username!r} from {creds.source}: {exc.message}", fix=exc.hint,
         )
-    except requests.exceptions.RequestException as exc:  # a TLS failure after the probes
+    except TransportError as exc:  # a TLS failure after the probes
         return CheckResult(name=name, status=Status.FAIL,
                            summary=f"checking user {creds.username!r} failed ({type(exc).__name__})")
     state.creds_ok = True
@@ -388,7 +387,7 @@ def check_credentials(state: _State, session: requests.Session, environ: Mapping
 
 
 # 8. push permission ----------------------------------------------------------------------------
-def check_push(state: _State, session: requests.Session, repository: str) -> CheckResult:
+def check_push(state: _State, transport: HttpTransport, repository: str) -> CheckResult:
     name = "push permission"
     if state.scheme is None:
         return _skip(name, "no registry API found")
@@ -396,10 +395,10 @@ def check_push(state: _State, session: requests.Session, repository: str) -> Che
         return _skip(name, "the credentials are missing or rejected")
     who = f"user {state.creds.username!r}" if state.creds else "anonymous access"
     try:
-        probe = _client(state, session).probe_upload(repository)
+        probe = _client(state, transport).probe_upload(repository)
     except JrError as exc:
         return CheckResult(name=name, status=Status.FAIL, summary=exc.message, fix=exc.hint)
-    except requests.exceptions.RequestException as exc:
+    except TransportError as exc:
         return CheckResult(name=name, status=Status.FAIL,
                            summary=f"opening an upload failed ({type(exc).__name__})")
     if probe.error is None:
@@ -459,25 +458,29 @@ def probe_repository(registry: str, image: str | None) -> str:
 def diagnose(
     registry: str,
     *,
-    session: requests.Session,
+    ca_bundle: str | None = None,
     environ: Mapping[str, str],
     keyring_store: KeyringStore,
     engine: EngineFactory | None = None,
     image: str | None = None,
 ) -> Report:
-    """Run every check in order; later checks are skipped when an earlier one makes them moot."""
+    """Run every check in order; later checks are skipped when an earlier one makes them moot.
+
+    Verified HTTPS trusts the default store plus *ca_bundle* (the CLI passes REQUESTS_CA_BUNDLE).
+    """
     registry = parse_registry(registry)
     repository = probe_repository(registry, image)
     host, ports = _host_and_ports(registry)
     state = _State(registry=registry, host=host, ports=ports)
     results = [check_resolution(state), check_tcp(state)]
-    results += check_protocols(state, session)
-    results.append(check_engine_insecure(state, engine))
-    results.append(check_auth_scheme(state))
-    results.append(check_credentials(state, session, environ, keyring_store))
-    results.append(check_push(state, session, repository))
-    if state.client is not None:
-        state.client.close()
+    with HttpTransport(ca_bundle=ca_bundle) as transport:
+        results += check_protocols(state, transport)
+        results.append(check_engine_insecure(state, engine))
+        results.append(check_auth_scheme(state))
+        results.append(check_credentials(state, transport, environ, keyring_store))
+        results.append(check_push(state, transport, repository))
+        if state.client is not None:
+            state.client.close()
     if image is not None:
         results.append(check_image(state, image, engine))
     secrets = [state.creds.password.reveal()] if state.creds else []

@@ -1,4 +1,4 @@
-"""A client for the Registry HTTP API v2 (OCI distribution spec), on `requests`.
+"""A client for the Registry HTTP API v2 (OCI distribution spec), on `http_transport` (stdlib).
 
 What it does, per ../shared/registry-notes.md section 3: ping and scheme choice, the Basic and
 Bearer-token challenges (one parser, `parse_challenge`, also used by `jr doctor`), token fetch per
@@ -40,14 +40,12 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from jenkins_registry import registry_errors
 from jenkins_registry.credentials import Secret, UsernamePassword
 from jenkins_registry.errors import AuthenticationError, JrError, RegistryError, UnreachableError, redact
-
-if TYPE_CHECKING:
-    import requests
+from jenkins_registry.http_transport import ConnectError, HttpTransport, Response, Timeout, TlsError
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +132,7 @@ def parse_challenge(header: str) -> Challenge:
     return challenges[0] if challenges else Challenge("")
 
 
-def challenge_of(response: requests.Response) -> Challenge | None:
+def challenge_of(response: Response) -> Challenge | None:
     """The challenge of a 401 answer, or None when it carries no usable `WWW-Authenticate`."""
     header = response.headers.get("WWW-Authenticate")
     if not header:
@@ -143,7 +141,7 @@ def challenge_of(response: requests.Response) -> Challenge | None:
     return challenge if challenge.scheme else None
 
 
-def is_unauthorized(response: requests.Response) -> bool:
+def is_unauthorized(response: Response) -> bool:
     """401, or Nexus's `400 … "code":"UNAUTHORIZED"` (GoogleContainerTools/jib #2898)."""
     if response.status_code == 401:
         return True
@@ -292,7 +290,7 @@ class BytesBody:
 
 
 class _Sized:
-    """An iterable with a length, so `requests` sends Content-Length instead of chunked."""
+    """An iterable with a length, so the transport sends Content-Length instead of chunked."""
 
     def __init__(self, chunks: Iterable[bytes], length: int) -> None:
         self._chunks = chunks
@@ -374,8 +372,9 @@ class RegistryClient:
     default, is jr-push's rule (loopback may use plain HTTP; other hosts HTTPS, or with *insecure*
     unverified HTTPS then HTTP); `login` is `jr login`'s rule for any host (verified HTTPS, then
     plain HTTP unless the certificate is untrusted; *insecure* and the loopback exception do not
-    apply, and HTTPS is always verified). A given *session* is used as is (with its `trust_env`,
-    so the CLI's `REQUESTS_CA_BUNDLE` applies) and not closed.
+    apply, and HTTPS is always verified). Verified HTTPS trusts the default store plus
+    *ca_bundle* (the CLI passes `REQUESTS_CA_BUNDLE`). A given *transport* is used as is (its own
+    CA bundle applies) and not closed; otherwise the client opens its own and closes it.
     """
 
     def __init__(
@@ -385,16 +384,13 @@ class RegistryClient:
         credentials: UsernamePassword | None = None,
         insecure: bool = False,
         scheme_rule: SchemeRule = "engine",
-        session: requests.Session | None = None,
+        transport: HttpTransport | None = None,
+        ca_bundle: str | None = None,
         timeout: tuple[float, float] = (10.0, 300.0),
         retry: RetryPolicy | None = None,
-        pool_size: int = 8,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        import requests
-        import requests.adapters
-
         self.registry = registry
         self.credentials = credentials
         self.insecure = insecure
@@ -403,22 +399,10 @@ class RegistryClient:
         self._timeout = timeout
         self._clock = clock
         self._sleep = sleep
-        self._own_session = session is None
-        if session is None:
-            session = requests.Session()
-            session.trust_env = False  # no ~/.netrc credentials, no proxy from the environment
-            adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_size,
-                                                    max_retries=0)
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
-        self._session = session
+        self._own_transport = transport is None
+        self._transport = transport if transport is not None else HttpTransport(ca_bundle=ca_bundle)
+        # HTTPS to a loopback or --insecure registry is not verified, as the engine does
         self._verify = scheme_rule == "login" or not plain_http_allowed(registry, insecure)
-        if not self._verify:
-            # HTTPS to a loopback or --insecure registry is not verified, as the engine does; say so
-            # once in the log rather than in a urllib3 warning per request on stderr
-            import urllib3
-
-            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         self.base_url: str | None = None
         self.challenge: Challenge | None = None
         self._tokens: dict[tuple[str, ...], _Token] = {}
@@ -429,8 +413,8 @@ class RegistryClient:
         return f"RegistryClient(registry={self.registry!r}, user={user!r}, base_url={self.base_url!r})"
 
     def close(self) -> None:
-        if self._own_session:
-            self._session.close()
+        if self._own_transport:
+            self._transport.close()
 
     def __enter__(self) -> RegistryClient:
         return self
@@ -469,13 +453,13 @@ class RegistryClient:
         return registry_errors.unreachable(self.registry, _describe(exc))
 
     def _send(self, method: str, url: str, headers: dict[str, str], data: Any = None,
-              replayable: bool = True) -> requests.Response:
+              replayable: bool = True, stream: bool = False) -> Response:
         """One request; redirects are followed by hand so `Authorization` never leaves its origin."""
         origin = _origin(url)
         for _ in range(_MAX_REDIRECTS + 1):
-            response = self._session.request(
-                method, url, headers=headers, data=data, allow_redirects=False,
-                timeout=self._timeout, verify=self._verify,
+            response = self._transport.request(
+                method, url, headers=headers, body=data, verify=self._verify,
+                timeout=self._timeout, stream=stream,
             )
             log.debug("%s %s -> %s", method, urllib.parse.urlsplit(url).path, response.status_code)
             location = response.headers.get("Location")
@@ -489,14 +473,12 @@ class RegistryClient:
                 method, data = "GET", None
         raise registry_errors.generic(self.registry, "too many redirects")
 
-    def _retrying(self, attempt_fn: Callable[[], requests.Response], *,
-                  retry_connect: bool = True, tls_context: str = "") -> requests.Response:
+    def _retrying(self, attempt_fn: Callable[[], Response], *,
+                  retry_connect: bool = True, tls_context: str = "") -> Response:
         """Run *attempt_fn* until it gives a non-retryable answer, within the retry policy.
 
         With `retry_connect=False` a refused connection or unknown host fails at once (ping).
         """
-        import requests
-
         deadline = self._clock() + self.retry.total_seconds
         attempt = 0
         while True:
@@ -508,8 +490,8 @@ class RegistryClient:
                 error = self._error_for(response, None)
                 delay = _retry_after(response.headers.get("Retry-After"), self.retry.max_retry_after)
                 response.close()
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                if isinstance(exc, requests.exceptions.SSLError):
+            except (ConnectError, Timeout) as exc:
+                if isinstance(exc, TlsError):
                     if not retry_connect:
                         raise  # the ping decides what a TLS failure means for the scheme choice
                     raise registry_errors.tls_failure(self.registry, tls_context + _describe(exc)) \
@@ -526,19 +508,19 @@ class RegistryClient:
 
     def _request(self, method: str, path_or_url: str, *, scopes: Sequence[str] = (),
                  headers: Mapping[str, str] | None = None, data: bytes | None = None,
-                 ) -> requests.Response:
+                 stream: bool = False) -> Response:
         """An idempotent request (replayable body) with auth, retries and one token refresh."""
         url = path_or_url if "://" in path_or_url else self._url(path_or_url)
         refreshed = False
 
-        def attempt() -> requests.Response:
+        def attempt() -> Response:
             nonlocal refreshed
             while True:
                 all_headers = dict(headers or {})
                 auth = self._authorization(url, tuple(scopes))
                 if auth:
                     all_headers["Authorization"] = auth
-                response = self._send(method, url, all_headers, data)
+                response = self._send(method, url, all_headers, data, stream=stream)
                 if response.status_code == 401 and not refreshed and self._is_bearer():
                     refreshed = True  # an expired or revoked token: fetch a new one once
                     self._drop_token(tuple(scopes))
@@ -622,7 +604,7 @@ class RegistryClient:
 
     # -- error mapping ---------------------------------------------------------------------------
 
-    def _error_for(self, response: requests.Response, repository: str | None) -> JrError:
+    def _error_for(self, response: Response, repository: str | None) -> JrError:
         """The registry_errors constructor matching a failed response."""
         status = response.status_code
         codes: list[tuple[str, str]] = []
@@ -657,7 +639,7 @@ class RegistryClient:
             detail += f" {code.lower().replace('_', ' ')}: {message}"
         return registry_errors.generic(self.registry, self._redact(detail))
 
-    def _check(self, response: requests.Response, ok: Sequence[int], repository: str | None) -> None:
+    def _check(self, response: Response, ok: Sequence[int], repository: str | None) -> None:
         if response.status_code not in ok:
             error = self._error_for(response, repository)
             response.close()
@@ -675,8 +657,6 @@ class RegistryClient:
         HTTP, like the engine; every other host uses HTTPS only. By the `login` rule: verified
         HTTPS, then plain HTTP unless the certificate is untrusted.
         """
-        import requests
-
         schemes: list[Scheme]
         if scheme is not None:
             schemes = [scheme]
@@ -694,12 +674,12 @@ class RegistryClient:
             last = index + 1 == len(schemes)
             url = f"{candidate}://{self.registry}/v2/"
 
-            def get_v2(url: str = url) -> requests.Response:
+            def get_v2(url: str = url) -> Response:
                 return self._send("GET", url, {})
 
             try:
                 response = self._retrying(get_v2, retry_connect=False)
-            except requests.exceptions.SSLError as exc:
+            except TlsError as exc:
                 log.debug("HTTPS to %s failed (%s)", self.registry, _describe(exc))
                 if login_rule and is_untrusted_certificate(exc):
                     raise self._untrusted_error() from None  # never plain HTTP past this
@@ -839,7 +819,7 @@ class RegistryClient:
         return int(response.headers.get("Content-Length") or 0)
 
     def _open_upload(self, repository: str,
-                     scopes: Sequence[str] | None) -> tuple[str, requests.Response]:
+                     scopes: Sequence[str] | None) -> tuple[str, Response]:
         url = self._url(f"/v2/{repository}/blobs/uploads/")
         response = self._request("POST", url, scopes=scopes or push_scopes(repository),
                                  headers={"Content-Length": "0"})
@@ -866,7 +846,7 @@ class RegistryClient:
         return UploadProbe(status=status,
                            cancelled=self.cancel_upload(self._location(response, url), repository))
 
-    def _location(self, response: requests.Response, request_url: str) -> str:
+    def _location(self, response: Response, request_url: str) -> str:
         location = response.headers.get("Location")
         response.close()
         if not location:
@@ -935,8 +915,6 @@ class RegistryClient:
         With *chunk_size*: POST, PATCHes with Content-Range, PUT. Before each retry, a blob whose
         digest is known is looked up with HEAD and not sent again.
         """
-        import requests
-
         deadline = self._clock() + self.retry.total_seconds
         known = digest
         attempt = 0
@@ -956,7 +934,7 @@ class RegistryClient:
                 return result
             except _Retry as retry:
                 error, delay = retry.error, retry.delay
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except (ConnectError, Timeout) as exc:
                 error, delay = self._network_error(exc), None
             finally:
                 if location is not None:
@@ -974,7 +952,7 @@ class RegistryClient:
             self._sleep(delay)
 
     def _streaming(self, method: str, url: str, repository: str, data: Any,
-                   headers: Mapping[str, str]) -> requests.Response:
+                   headers: Mapping[str, str]) -> Response:
         """A request whose body cannot be replayed: no in-place retry, failures become _Retry."""
         all_headers = {**headers, **self._auth_headers(url, push_scopes(repository))}
         response = self._send(method, url, all_headers, data, replayable=False)
@@ -1026,9 +1004,22 @@ class RegistryClient:
 
     def get_blob(self, repository: str, digest: str, limit: int = _SMALL_BLOB_LIMIT) -> bytes:
         """A small blob (a config), checked against its digest."""
-        response = self._request("GET", f"/v2/{repository}/blobs/{digest}", scopes=push_scopes(repository))
+        response = self._request("GET", f"/v2/{repository}/blobs/{digest}",
+                                 scopes=push_scopes(repository), stream=True)
         self._check(response, (200,), repository)
-        data = response.content[: limit + 1]
+        pieces: list[bytes] = []
+        received = 0
+        try:
+            for piece in response.iter_content(1 << 20):
+                pieces.append(piece)
+                received += len(piece)
+                if received > limit:
+                    break
+        except (ConnectError, Timeout) as exc:
+            raise self._network_error(exc) from None
+        finally:
+            response.close()
+        data = b"".join(pieces)[: limit + 1]
         if len(data) > limit or f"sha256:{hashlib.sha256(data).hexdigest()}" != digest:
             raise registry_errors.generic(self.registry, f"blob {digest} did not match its digest")
         return data

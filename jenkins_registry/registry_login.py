@@ -18,8 +18,6 @@ from jenkins_registry.reference import parse_registry
 from jenkins_registry.registry_client import CHECK_RETRY, CHECK_TIMEOUT, RegistryClient
 
 if TYPE_CHECKING:
-    import requests
-
     from jenkins_registry.keyring_store import KeyringStore
 
 log = logging.getLogger(__name__)
@@ -37,11 +35,15 @@ class LoginResult:
 
 
 def login(registry: str, creds: UsernamePassword, *, store: KeyringStore,
-          session: requests.Session) -> LoginResult:
-    """Check *creds* against *registry*, then store them in the keyring (nothing on failure)."""
+          ca_bundle: str | None = None) -> LoginResult:
+    """Check *creds* against *registry*, then store them in the keyring (nothing on failure).
+
+    *ca_bundle* adds CA certificates to the default trust store (the CLI passes
+    REQUESTS_CA_BUNDLE or SSL_CERT_FILE).
+    """
     registry = parse_registry(registry)
     store.ensure_usable()  # fail before the network round trip when there is nowhere to store
-    with RegistryClient(registry, credentials=creds, scheme_rule="login", session=session,
+    with RegistryClient(registry, credentials=creds, scheme_rule="login", ca_bundle=ca_bundle,
                         timeout=CHECK_TIMEOUT, retry=CHECK_RETRY) as client:
         challenge = client.check_login()
         url = client.base_url or f"https://{registry}"

@@ -13,6 +13,7 @@ import pytest
 from jenkins_registry.cli.main import main as jr
 from jenkins_registry.credentials import Secret
 from jenkins_registry.errors import ExitCode
+from jenkins_registry.http_transport import HttpTransport, Response
 from jenkins_registry.keyring_store import KeyringStore
 from tests import nexus_emulator, services
 from tests.secret_checks import assert_absent
@@ -337,9 +338,18 @@ def test_login_over_verified_https(tls_registry: Any, monkeypatch: pytest.Monkey
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyrings.alt.file.PlaintextKeyring")
     monkeypatch.setattr("sys.stdin", io.StringIO(SECRET))
     caplog.set_level(logging.DEBUG)
+    urls: list[str] = []  # every URL the transport is asked for (urllib3's debug log used to show them)
+    real_request = HttpTransport.request
+
+    def recording(self: HttpTransport, method: str, url: str, **kwargs: Any) -> Response:
+        urls.append(url)
+        return real_request(self, method, url, **kwargs)
+
+    monkeypatch.setattr(HttpTransport, "request", recording)
     code = jr(["login", "--registry", reg.host, "--username", "u", "--password-stdin"], base_env())
     out, err = capsys.readouterr()
     assert code == 0, err
     assert "the password was not checked" in err  # this registry asks for no credentials
-    assert f"https://{reg.host}" in caplog.text and f"http://{reg.host}" not in caplog.text
+    sent = "\n".join(urls)
+    assert f"https://{reg.host}" in sent and f"http://{reg.host}" not in sent
     assert_absent(SECRET, out, err, caplog.text)

@@ -9,12 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
 from jenkins_registry.cli import login as login_cli
 from jenkins_registry.cli.main import main as jr
 from jenkins_registry.credentials import resolve_registry_credentials
 from jenkins_registry.errors import ExitCode
+from jenkins_registry.http_transport import Response
 from jenkins_registry.keyring_store import KeyringStore
 from jenkins_registry.registry_client import challenge_of
 from jenkins_registry.registry_login import read_password_stdin
@@ -261,9 +261,8 @@ def test_bearer_login_against_the_nexus_connector(
     assert any(path == "/v2/token" for _, path, _ in state.log)
 
 
-def _response(status: int, challenge: str | None) -> requests.Response:
-    response = requests.Response()
-    response.status_code = status
+def _response(status: int, challenge: str | None) -> Response:
+    response = Response(status)
     if challenge is not None:
         response.headers["WWW-Authenticate"] = challenge
     return response

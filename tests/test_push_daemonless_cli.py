@@ -62,3 +62,18 @@ def test_nothing_to_push_is_a_usage_error(capsys: pytest.CaptureFixture[str]) ->
 def test_engine_only_options_are_refused_with_image(capsys: pytest.CaptureFixture[str]) -> None:
     assert jr_push(["--image", "app", "--registry", "127.0.0.1:5000", "--jobs", "2"], {}) == ExitCode.USAGE
     assert "--from-archive" in capsys.readouterr().err
+
+
+def test_the_ca_bundle_of_the_environment_reaches_the_push(
+    two_image_archive: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """REQUESTS_CA_BUNDLE is used for verified HTTPS (any non-loopback registry without
+    --insecure); an unreadable one stops the push before a connection is made."""
+    env = {"DOCKER_LOGIN_USERNAME": "ci-bot", "DOCKER_LOGIN_PASSWORD": SECRET,
+           "REQUESTS_CA_BUNDLE": str(tmp_path / "missing-ca.pem")}
+    code = jr_push(["--from-archive", str(two_image_archive), "--image", "team/worker:2.0",
+                    "--registry", "registry.invalid:5000"], env)
+    out, err = capsys.readouterr()
+    assert code == ExitCode.INVALID_INPUT_FILE, err
+    assert "missing-ca.pem cannot be loaded" in err and "REQUESTS_CA_BUNDLE" in err
+    assert_absent(SECRET, out, err)

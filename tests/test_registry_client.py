@@ -24,6 +24,7 @@ from jenkins_registry.errors import (
     RegistryError,
     UnreachableError,
 )
+from jenkins_registry.http_transport import ConnectError, TlsError
 from jenkins_registry.registry_client import (
     BytesBody,
     Challenge,
@@ -413,10 +414,8 @@ class _NoNetwork:
         self.urls: list[str] = []
 
     def request(self, method: str, url: str, **_: object) -> object:
-        import requests
-
         self.urls.append(url)
-        raise requests.ConnectionError("Connection refused")
+        raise ConnectError("ConnectionRefusedError: [Errno 111] Connection refused")
 
     def close(self) -> None:
         pass
@@ -431,7 +430,7 @@ class _NoNetwork:
 ])
 def test_scheme_order(registry: str, insecure: bool, schemes: list[str]) -> None:
     session = _NoNetwork()
-    client = RegistryClient(registry, insecure=insecure, session=session, retry=FAST)  # type: ignore[arg-type]
+    client = RegistryClient(registry, insecure=insecure, transport=session, retry=FAST)  # type: ignore[arg-type]
     with pytest.raises(UnreachableError):
         client.ping()
     assert [url.split("://")[0] for url in session.urls] == schemes
@@ -470,12 +469,10 @@ class _TlsFailure(_NoNetwork):
         self.verify: list[object] = []
 
     def request(self, method: str, url: str, **kwargs: object) -> object:
-        import requests
-
         self.verify.append(kwargs.get("verify"))
         if url.startswith("https://"):
             self.urls.append(url)
-            raise requests.exceptions.SSLError(self.text)
+            raise TlsError(self.text)
         return super().request(method, url, **kwargs)
 
 
@@ -485,7 +482,7 @@ class _TlsFailure(_NoNetwork):
 ])
 def test_login_rule_tries_verified_https_then_http_for_any_host(registry: str, insecure: bool) -> None:
     session = _TlsFailure("[SSL: WRONG_VERSION_NUMBER] wrong version number")
-    client = RegistryClient(registry, insecure=insecure, scheme_rule="login", session=session,  # type: ignore[arg-type]
+    client = RegistryClient(registry, insecure=insecure, scheme_rule="login", transport=session,  # type: ignore[arg-type]
                             retry=FAST)
     with pytest.raises(UnreachableError):  # plain HTTP's error, not the HTTPS one
         client.ping()
@@ -497,7 +494,7 @@ def test_login_rule_never_falls_back_past_an_untrusted_certificate() -> None:
     session = _TlsFailure("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed "
                           "certificate")
     client = RegistryClient("127.0.0.1:5000", credentials=creds(), scheme_rule="login",
-                            session=session, retry=FAST)  # type: ignore[arg-type]
+                            transport=session, retry=FAST)  # type: ignore[arg-type]
     with pytest.raises(RegistryError) as info:
         client.check_login()
     assert info.value.exit_code == 10  # documented for jr login: an untrusted certificate is exit 10

@@ -30,10 +30,9 @@ def register(subparsers: Any) -> None:
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    import requests
-
     from jenkins_registry.docker_engine import connect
     from jenkins_registry.doctor import diagnose
+    from jenkins_registry.http_transport import ca_bundle_from
     from jenkins_registry.keyring_store import KeyringStore
 
     clients: list[Any] = []
@@ -44,9 +43,9 @@ def _doctor(args: argparse.Namespace) -> int:
         return client
 
     try:
-        with requests.Session() as session:
-            report = diagnose(args.registry, session=session, environ=args.environ,
-                              keyring_store=KeyringStore(), engine=engine, image=args.image)
+        report = diagnose(args.registry, ca_bundle=ca_bundle_from(args.environ),
+                          environ=args.environ, keyring_store=KeyringStore(), engine=engine,
+                          image=args.image)
     finally:
         for client in clients:
             client.close()

@@ -60,9 +60,8 @@ def _read_password(args: argparse.Namespace) -> Any:
 
 
 def _login(args: argparse.Namespace) -> int:
-    import requests
-
     from jenkins_registry.credentials import UsernamePassword
+    from jenkins_registry.http_transport import ca_bundle_from
     from jenkins_registry.keyring_store import KeyringStore
     from jenkins_registry.reference import parse_registry
     from jenkins_registry.registry_login import login
@@ -77,8 +76,7 @@ def _login(args: argparse.Namespace) -> int:
     store.ensure_usable()  # before asking for a password there is nowhere to keep
     password = _read_password(args)
     creds = UsernamePassword(username=args.username, password=password, source="jr login")
-    with requests.Session() as session:
-        result = login(registry, creds, store=store, session=session)
+    result = login(registry, creds, store=store, ca_bundle=ca_bundle_from(args.environ))
     if result.auth == "none":
         print(f"warning: {registry} accepts requests without credentials; the password was not "
               "checked", file=sys.stderr)

@@ -115,6 +115,7 @@ def _push_engine(args: argparse.Namespace, registry: str, progress: ProgressSink
 
 def _push_daemonless(args: argparse.Namespace, registry: str, progress: ProgressSink) -> PushResult:
     from jenkins_registry import daemonless_push
+    from jenkins_registry.http_transport import ca_bundle_from
     from jenkins_registry.reference import parse_path, parse_tag
 
     if args.jobs is not None and args.jobs < 1:
@@ -127,6 +128,7 @@ def _push_daemonless(args: argparse.Namespace, registry: str, progress: Progress
         path, source_kind=kind, registry=registry, repository=repository, tags=tags,
         credentials=_credentials(args, registry), compression=args.compression,
         jobs=args.jobs or 0, insecure=args.insecure, progress=progress, image_selector=args.image,
+        ca_bundle=ca_bundle_from(args.environ),
     )
 
 
