@@ -357,3 +357,17 @@ def test_live_display_on_a_terminal(
     assert "\x1b[" in screen and "\x1b[2K" in screen  # cursor movement: a live display
     assert f"{registry.host}/live/app:latest@sha256:" in screen
     assert_absent(SECRET, screen)
+
+
+def test_unwritable_digest_file_fails_clearly_after_the_push(
+    docker_env: str, registry: services.Registry, jenkins_test_image: str,
+    capsys: pytest.CaptureFixture[str], tmp_path: Path,
+) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where a directory should be")
+    code, out, err = run_push(["--image", "jenkins-test", "--registry", registry.host, "--tag", "df",
+                               "--digest-file", str(blocker / "image.digest")],
+                              creds_env(docker_env, registry), capsys)
+    assert code == ExitCode.INVALID_INPUT_FILE
+    assert "push succeeded" in err and "--digest-file" in err
+    assert out.startswith(f"{registry.host}/jenkins-test:df@sha256:")  # the result is still printed

@@ -20,7 +20,7 @@ from jenkins_registry.credentials import (
     UsernamePassword,
     resolve_registry_credentials,
 )
-from jenkins_registry.errors import ExitCode, UsageError
+from jenkins_registry.errors import ExitCode, InputFileError, UsageError
 from jenkins_registry.progress import LiveProgress, NullProgress, PlainProgress, ProgressSink
 from jenkins_registry.push_result import PushResult
 from jenkins_registry.reference import parse_registry
@@ -34,6 +34,7 @@ credentials (first found wins; no option takes a password):
 environment:
   JR_REGISTRY   default for --registry
   DOCKER_HOST   the Docker engine (default unix:///var/run/docker.sock)
+  REQUESTS_CA_BUNDLE, SSL_CERT_FILE   extra CA certificates (daemonless push over HTTPS)
 
 exit codes: 0 every tag is in the registry; 2 usage; 3 credentials missing; 4 rejected;
   5 denied; 6 image not found; 7 registry unreachable; 8 engine unreachable;
@@ -168,11 +169,18 @@ def handle_push(args: argparse.Namespace) -> int:
             result = _push_daemonless(args, registry, progress)
     finally:
         progress.close()
+    print_result(result, args.json, sys.stdout)
     if args.digest_file is not None:
         from jenkins_registry.atomic_file import write_atomic
 
-        write_atomic(args.digest_file, result.digest + "\n")
-    print_result(result, args.json, sys.stdout)
+        try:
+            write_atomic(args.digest_file, result.digest + "\n")
+        except OSError as exc:
+            raise InputFileError(
+                f"The push succeeded, but the digest could not be written to {args.digest_file} "
+                f"({exc.strerror or type(exc).__name__}).",
+                hint="Choose a writable path for --digest-file (e.g. in the workspace).",
+            ) from None
     return ExitCode.OK
 
 
