@@ -19,6 +19,8 @@ import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
+from tests import services
+
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
                "trailer", "transfer-encoding", "upgrade", "content-length"}
 
@@ -187,13 +189,6 @@ def fault_proxy(upstream: str) -> Iterator[FaultProxy]:
     """Start the proxy on 127.0.0.1 in front of *upstream* (`127.0.0.1:PORT`); stopped on exit."""
     proxy = FaultProxy(upstream=upstream)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(proxy))
-    server.daemon_threads = True
-    proxy.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    thread.start()
-    try:
+    with services.serve_in_thread(server) as port:
+        proxy.port = port
         yield proxy
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)

@@ -39,6 +39,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from tests import services
+
 BASIC_CHALLENGE = 'BASIC realm="Sonatype Nexus Repository Manager"'
 NAME_RE = re.compile(r"^[a-zA-Z0-9\-][a-zA-Z0-9_\-.]*$")
 WRITE_POLICIES = {"ALLOW", "ALLOW_ONCE", "DENY"}
@@ -355,15 +357,8 @@ class Nexus:
 
 @contextlib.contextmanager
 def _serve(server: _Server) -> Iterator[_Server]:
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
-    thread.start()
-    try:
+    with services.serve_in_thread(server):
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 @contextlib.contextmanager

@@ -13,9 +13,11 @@ import os
 import shutil
 import signal
 import socket
+import socketserver
 import subprocess
 import tarfile
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -219,6 +221,22 @@ def registry(
         _stop(proc)
         log.close()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def serve_in_thread(server: socketserver.BaseServer, poll_interval: float = 0.05) -> Iterator[int]:
+    """Run a test HTTP server in a daemon thread; yields its port, and stops it on exit."""
+    if isinstance(server, socketserver.ThreadingMixIn):
+        server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": poll_interval},
+                              daemon=True)
+    thread.start()
+    try:
+        yield int(server.server_address[1])  # type: ignore[index]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
 
 
 def self_signed_certificate(directory: Path, common_name: str) -> tuple[Path, Path]:

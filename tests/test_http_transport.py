@@ -122,17 +122,10 @@ def _server(tls: ssl.SSLContext | None = None) -> Iterator[str]:
     """A keep-alive test server on 127.0.0.1; yields its `scheme://127.0.0.1:port`."""
     _Handler.seen.clear()
     server = _QuietServer(("127.0.0.1", 0), _Handler)
-    server.daemon_threads = True
     if tls is not None:
         server.socket = tls.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    thread.start()
-    try:
-        yield f"{'https' if tls else 'http'}://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with services.serve_in_thread(server) as port:
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
 
 
 def _ports() -> list[int]:

@@ -6,7 +6,6 @@ import hashlib
 import http.server
 import logging
 import os
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
@@ -366,21 +365,15 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
 
 def test_redirect_to_another_host_drops_authorization(registry: services.Registry, tmp_path: Path) -> None:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    thread.start()
     _Recorder.saw_authorization.clear()
-    try:
-        other = f"http://127.0.0.1:{server.server_address[1]}/storage/blob"
+    with services.serve_in_thread(server) as port:
+        other = f"http://127.0.0.1:{port}/storage/blob"
         with fault_proxy(registry.host) as proxy, RegistryClient(proxy.host, credentials=creds(),
                                                                  retry=FAST) as client:
             proxy.add(Rule("GET", "/blobs/", "redirect", location=other))
             with pytest.raises(RegistryError, match="did not match"):
                 client.get_blob("jr-client/redirect", sha(b"blob-elsewhere"))
         assert _Recorder.saw_authorization == [False]
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 # -- relative Locations, scheme order, token field names ---------------------------------------------
@@ -583,10 +576,8 @@ class _NexusStyle400(http.server.BaseHTTPRequestHandler):
 
 def test_nexus_400_unauthorized_is_a_rejected_password() -> None:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NexusStyle400)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    thread.start()
-    host = f"127.0.0.1:{server.server_address[1]}"
-    try:
+    with services.serve_in_thread(server) as port:
+        host = f"127.0.0.1:{port}"
         with RegistryClient(host, credentials=creds(), scheme_rule="login", retry=FAST) as client:
             challenge = client.check_login()
             assert challenge is not None and challenge.scheme == "basic"
@@ -595,10 +586,6 @@ def test_nexus_400_unauthorized_is_a_rejected_password() -> None:
             client.check_login()
         assert "rejected the password of user 'ci-bot'" in info.value.message
         no_secret(str(info.value))
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 def test_a_port_that_is_not_a_registry_says_which_port_to_use() -> None:

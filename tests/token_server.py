@@ -206,16 +206,9 @@ def token_server(tmp_dir: Path, *,
         key=key, cert=cert, stray_key=stray_key, stray_cert=stray_cert,
     )
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    server.daemon_threads = True
-    state.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    thread.start()
-    try:
+    with services.serve_in_thread(server) as port:
+        state.port = port
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 @contextlib.contextmanager
