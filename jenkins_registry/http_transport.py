@@ -255,11 +255,13 @@ class HttpTransport:
     """Sends requests over kept-alive connections; safe to share between threads.
 
     *ca_bundle* adds CA certificates (a PEM file, or a directory in OpenSSL's hashed layout) to
-    the default trust store for verified HTTPS. `close()` closes every connection it opened.
+    the default trust store for verified HTTPS; *ca_data* adds PEM text (the engine's certs.d CA
+    files). `close()` closes every connection it opened.
     """
 
-    def __init__(self, *, ca_bundle: str | None = None) -> None:
+    def __init__(self, *, ca_bundle: str | None = None, ca_data: str | None = None) -> None:
         self.ca_bundle = ca_bundle
+        self.ca_data = ca_data
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: set[_Conn] = set()
@@ -297,6 +299,14 @@ class HttpTransport:
             context.verify_mode = ssl.CERT_NONE
         else:
             context = ssl.create_default_context()
+            if self.ca_data:
+                try:
+                    context.load_verify_locations(cadata=self.ca_data)
+                except ssl.SSLError as exc:
+                    raise InputFileError(
+                        f"The registry's CA certificates cannot be loaded ({type(exc).__name__}).",
+                        hint="Check the *.crt files in /etc/docker/certs.d/HOST:PORT/.",
+                    ) from None
             if self.ca_bundle:
                 try:
                     if os.path.isdir(self.ca_bundle):

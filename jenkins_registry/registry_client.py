@@ -13,7 +13,10 @@ HTTPS without certificate check first and plain HTTP second). An HTTPS attempt a
 HTTP is reported with the engine's "server gave HTTP response to HTTPS client" message.
 Rule `login` (jr login, jr doctor): for any host, HTTPS with certificate verification first, and
 plain HTTP only when HTTPS fails for another reason than an untrusted certificate (which is an
-error). No credentials are sent before the scheme is chosen.
+error). Rule `daemon` (jr-push exporting from a local engine): the engine's own configuration
+decides, as `client.info()` reports it: a registry the engine treats as insecure gets HTTPS
+without certificate check first and plain HTTP second; any other, loopback included, verified
+HTTPS only. No credentials are sent before the scheme is chosen.
 
 Reliability: idempotent requests are retried in place on connection errors, 408, 429 and 5xx, with
 exponential backoff and `Retry-After`, bounded in attempts and in total time. A blob upload is
@@ -50,7 +53,7 @@ from jenkins_registry.http_transport import ConnectError, HttpTransport, Respons
 log = logging.getLogger(__name__)
 
 Scheme = Literal["https", "http"]
-SchemeRule = Literal["engine", "login"]
+SchemeRule = Literal["engine", "login", "daemon"]
 
 _REDIRECTS = (301, 302, 303, 307, 308)
 _MAX_REDIRECTS = 5
@@ -372,7 +375,8 @@ class RegistryClient:
     default, is jr-push's rule (loopback may use plain HTTP; other hosts HTTPS, or with *insecure*
     unverified HTTPS then HTTP); `login` is `jr login`'s rule for any host (verified HTTPS, then
     plain HTTP unless the certificate is untrusted; *insecure* and the loopback exception do not
-    apply, and HTTPS is always verified). Verified HTTPS trusts the default store plus
+    apply, and HTTPS is always verified); `daemon` follows the engine's configuration (*insecure*:
+    unverified HTTPS then HTTP; otherwise verified HTTPS only). Verified HTTPS trusts the default store plus
     *ca_bundle* (the CLI passes `REQUESTS_CA_BUNDLE`). A given *transport* is used as is (its own
     CA bundle applies) and not closed; otherwise the client opens its own and closes it.
     """
@@ -402,7 +406,8 @@ class RegistryClient:
         self._own_transport = transport is None
         self._transport = transport if transport is not None else HttpTransport(ca_bundle=ca_bundle)
         # HTTPS to a loopback or --insecure registry is not verified, as the engine does
-        self._verify = scheme_rule == "login" or not plain_http_allowed(registry, insecure)
+        self._verify = (not insecure if scheme_rule == "daemon"
+                        else scheme_rule == "login" or not plain_http_allowed(registry, insecure))
         self.base_url: str | None = None
         self.challenge: Challenge | None = None
         self._tokens: dict[tuple[str, ...], _Token] = {}
@@ -662,6 +667,8 @@ class RegistryClient:
             schemes = [scheme]
         elif self.scheme_rule == "login":
             schemes = ["https", "http"]
+        elif self.scheme_rule == "daemon":
+            schemes = ["https", "http"] if self.insecure else ["https"]
         elif is_loopback(self.registry):
             schemes = ["http", "https"]
         elif self.insecure:
