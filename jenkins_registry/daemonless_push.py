@@ -491,6 +491,7 @@ def push_image_source(
     retry: RetryPolicy | None = None,
     chunk_size: int | None = None,
     ca_bundle: str | None = None,
+    client: RegistryClient | None = None,
 ) -> PushResult:
     """Push the image in *source_path* to `registry/repository:tag` for every tag, without a daemon.
 
@@ -500,6 +501,7 @@ def push_image_source(
     None keeps no state.
     *chunk_size* switches blob uploads to chunked PATCHes of that many bytes. *ca_bundle* adds
     CA certificates to the default store for verified HTTPS (the CLI passes REQUESTS_CA_BUNDLE).
+    A given *client* (for *registry*, already pinged) is used instead of a new one and not closed.
     Raises JrError subclasses (the same as the engine path for registry failures).
     """
     registry = parse_registry(registry)
@@ -511,22 +513,33 @@ def push_image_source(
     cache = BlobInfoCache(blob_cache) if blob_cache is not None else None
     log.info("pushing %s (%d layers, %s) to %s/%s as %s", source.path, len(source.layers),
              compression, registry, repository, ", ".join(tag_list))
-    client = RegistryClient(registry, credentials=credentials, insecure=insecure, retry=retry,
-                            ca_bundle=ca_bundle)
+    own_client = client is None
+    if client is None:
+        client = RegistryClient(registry, credentials=credentials, insecure=insecure, retry=retry,
+                                ca_bundle=ca_bundle)
     try:
         pusher = _Pusher(client, source, repository, compression, jobs, progress, cache, chunk_size)
-        client.ping()
+        if client.base_url is None:
+            client.ping()
         client.check_credentials(repository, probe=False)
         progress.message(f"The push refers to repository [{registry}/{repository}]")
-        current = pusher.discover(tag_list[0])
-        layers = pusher.unchanged(current) if current is not None else None
+        current, layers, found_at = None, None, ""
+        # The wanted tags, then `latest`: a build-number tag is new each time, while `latest`
+        # usually holds the previous build, whose layers need not be sent again.
+        for candidate in dict.fromkeys([*tag_list, "latest"]):
+            current = pusher.discover(candidate)
+            layers = pusher.unchanged(current) if current is not None else None
+            if current is not None and layers is not None:
+                found_at = candidate
+                break
         if current is not None and layers is not None:
             log.info("%s/%s:%s already is this image; nothing to upload", registry, repository,
-                     tag_list[0])
+                     found_at)
             body, media_type, digest = current.body, current.media_type, current.digest
-            progress.message(f"{tag_list[0]}: digest: {digest} size: {len(body)}")
-            _put_tags(client, repository, tag_list[1:], body, media_type, digest, progress,
-                      existed=True)
+            if found_at in tag_list:
+                progress.message(f"{found_at}: digest: {digest} size: {len(body)}")
+            _put_tags(client, repository, [t for t in tag_list if t != found_at], body, media_type,
+                      digest, progress, existed=True)
         else:
             config, layers = pusher.push_blobs()
             body, media_type = _manifest_bytes(pusher, config, layers)
@@ -538,7 +551,8 @@ def push_image_source(
                              f"{registry}/{repository}")
             cache.save()
     finally:
-        client.close()
+        if own_client:
+            client.close()
     return PushResult(
         registry=registry, repository=repository, tags=tag_list, digest=digest,
         manifest_size=len(body), image_size=source.size, image_id=source.config_digest,
