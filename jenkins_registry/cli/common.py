@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import logging
 import os
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from jenkins_registry.credentials import Secret
 from jenkins_registry.errors import ExitCode, JrError, redact
@@ -99,6 +102,24 @@ def print_debug_traceback() -> None:
     sys.stderr.write(_safe(traceback.format_exc()))
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Jenkins aborts a build step with SIGTERM; unwinding like Ctrl-C lets `finally` blocks remove
+    temporary files (an export, a half-written file) before the exit."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_command(
     prog: str,
     parser: argparse.ArgumentParser,
@@ -118,7 +139,8 @@ def run_command(
         parser.print_help(sys.stderr)
         return ExitCode.USAGE
     try:
-        return int(handler(args))
+        with _sigterm_as_interrupt():
+            return int(handler(args))
     except JrError as exc:
         if debug:
             print_debug_traceback()
