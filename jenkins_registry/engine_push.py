@@ -201,9 +201,15 @@ def push_with_engine(
     progress: ProgressSink | None = None,
 ) -> PushResult:
     """Tag the local image under the registry name, log in, push every tag; all or an error."""
+    image = tag_and_login(client, plan, credentials)
+    return push_tags(client, plan, image, credentials, progress or NullProgress())
+
+
+def tag_and_login(client: Any, plan: EnginePushPlan, credentials: UsernamePassword | None) -> Any:
+    """Find the local image, tag it under the registry name, check the credentials through the
+    engine. Returns the SDK's Image."""
     import docker
 
-    progress = progress or NullProgress()
     image = _local_image(client, plan)
     for tag in plan.tags:
         try:
@@ -216,6 +222,12 @@ def push_with_engine(
     log.info("tagged %s as %s", plan.image, ", ".join(f"{plan.target}:{t}" for t in plan.tags))
     if credentials is not None:
         _login(client, plan, credentials)
+    return image
+
+
+def push_tags(client: Any, plan: EnginePushPlan, image: Any, credentials: UsernamePassword | None,
+              progress: ProgressSink) -> PushResult:
+    """Let the engine push every tag (made by `tag_and_login`) with per-request credentials."""
     progress.message(f"The push refers to repository [{plan.target}]")
     # The first tag uploads the layers. Only then the others go, side by side: each is a HEAD per
     # layer and a manifest PUT. (Pushing all tags at once made the engine upload the same blob

@@ -17,7 +17,9 @@ class PushResult:
     manifest_size: int | None = None  # bytes of the manifest document
     image_size: int | None = None  # bytes of the image's layers as stored locally (uncompressed)
     image_id: str | None = None  # the config digest (the engine's image ID)
-    method: str = "engine"  # "engine" or "daemonless"
+    # "engine", "export" (exported from the engine and uploaded by us), "unchanged" (the registry
+    # already had the image; only tags were written) or "daemonless" (--from-archive / --from-oci)
+    method: str = "engine"
 
     @property
     def name(self) -> str:

@@ -1,4 +1,8 @@
-"""jr-push through the real Docker engine against the real distribution registry."""
+"""jr-push --image with the real Docker engine against the real distribution registry.
+
+Every test runs twice: `--via engine` (the engine pushes) and `--via export` (exported from the
+engine, uploaded by jr-push); the choice between them (`auto`) is tested in test_push_routes.py.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +24,13 @@ from tests import services
 from tests.secret_checks import assert_absent, assert_absent_in_tree, process_cmdlines
 
 SECRET = services.REGISTRY_PASSWORD
+_ROUTE = ["engine"]  # the current test's route, read by run_push and creds_env
+
+
+@pytest.fixture(autouse=True, params=["engine", "export"])
+def push_route(request: pytest.FixtureRequest) -> str:
+    _ROUTE[0] = request.param
+    return str(request.param)
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +42,7 @@ def jenkins_test_image(docker_client: Any) -> str:
 
 def run_push(argv: list[str], environ: dict[str, str], capsys: pytest.CaptureFixture[str],
              caplog: pytest.LogCaptureFixture | None = None) -> tuple[int, str, str]:
-    code = jr_push(argv, environ)
+    code = jr_push(argv, {"JR_PUSH_VIA": _ROUTE[0], **environ})
     out, err = capsys.readouterr()
     logs = caplog.text if caplog is not None else ""
     assert_absent(SECRET, out, err, logs)
@@ -41,7 +52,7 @@ def run_push(argv: list[str], environ: dict[str, str], capsys: pytest.CaptureFix
 
 def creds_env(docker_env: str, registry: services.Registry, **extra: str) -> dict[str, str]:
     return {"DOCKER_HOST": docker_env, "DOCKER_LOGIN_USERNAME": registry.username or "",
-            "DOCKER_LOGIN_PASSWORD": registry.password or "", **extra}
+            "DOCKER_LOGIN_PASSWORD": registry.password or "", "JR_PUSH_VIA": _ROUTE[0], **extra}
 
 
 def test_push_by_name_with_environment_credentials(
@@ -306,8 +317,10 @@ def engine_with_v6_name() -> Iterator[services.DockerEngine]:
 
 
 def test_http_registry_not_in_insecure_registries(
-    engine_with_v6_name: services.DockerEngine, capsys: pytest.CaptureFixture[str],
+    engine_with_v6_name: services.DockerEngine, capsys: pytest.CaptureFixture[str], push_route: str,
 ) -> None:
+    """The name resolves only inside the engine's mount namespace: `auto` cannot reach the registry
+    from here, so it lets the engine push, and the engine's own error is explained."""
     import docker
 
     with services.registry(listen="::1") as reg:
@@ -317,7 +330,8 @@ def test_http_registry_not_in_insecure_registries(
         services.build_image(client, "jenkins-test:latest", {"a.txt": b"a"})
         client.close()
         env = {"DOCKER_HOST": engine_with_v6_name.host, "DOCKER_LOGIN_USERNAME": "ci-bot",
-               "DOCKER_LOGIN_PASSWORD": SECRET}
+               "DOCKER_LOGIN_PASSWORD": SECRET,
+               "JR_PUSH_VIA": "auto" if push_route == "export" else "engine"}
         code, _, err = run_push(["--image", "jenkins-test", "--registry", name], env, capsys)
         assert code == ExitCode.INSECURE, err
         assert "server gave HTTP response to HTTPS client" in err
@@ -327,6 +341,7 @@ def test_http_registry_not_in_insecure_registries(
 
 def test_live_display_on_a_terminal(
     docker_env: str, registry: services.Registry, jenkins_test_image: str, tmp_path: Path,
+    push_route: str,
 ) -> None:
     """On a terminal the layer lines are redrawn in place; the result line still ends the output."""
     import os
@@ -336,7 +351,7 @@ def test_live_display_on_a_terminal(
     env = {**creds_env(docker_env, registry), "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "jenkins_registry.cli.push", "--image", "jenkins-test",
-         "--registry", registry.host, "--name", "live/app"],
+         "--registry", registry.host, "--name", f"live/{push_route}"],
         env=env, stdin=subprocess.DEVNULL, stdout=terminal, stderr=terminal,
     )
     os.close(terminal)
@@ -355,7 +370,7 @@ def test_live_display_on_a_terminal(
     screen = b"".join(chunks).decode()
     assert proc.returncode == 0, screen
     assert "\x1b[" in screen and "\x1b[2K" in screen  # cursor movement: a live display
-    assert f"{registry.host}/live/app:latest@sha256:" in screen
+    assert f"{registry.host}/live/{push_route}:latest@sha256:" in screen
     assert_absent(SECRET, screen)
 
 

@@ -11,7 +11,7 @@ import json
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Literal, TextIO
+from typing import TYPE_CHECKING, Literal, TextIO, cast
 
 from jenkins_registry.cli.common import add_common_options, add_version_option, run_command
 from jenkins_registry.credentials import (
@@ -25,6 +25,11 @@ from jenkins_registry.progress import LiveProgress, NullProgress, PlainProgress,
 from jenkins_registry.push_result import PushResult
 from jenkins_registry.reference import parse_registry
 
+ROUTES = ("auto", "engine", "export")  # export_push.ROUTES, without importing it for --help
+
+if TYPE_CHECKING:
+    from jenkins_registry.export_push import Route
+
 EPILOG = f"""\
 credentials (first found wins; no option takes a password):
   --username-env/--password-env variables, else {DEFAULT_USERNAME_ENV} / {DEFAULT_PASSWORD_ENV}
@@ -33,6 +38,8 @@ credentials (first found wins; no option takes a password):
 
 environment:
   JR_REGISTRY   default for --registry
+  JR_PUSH_VIA   default for --via (auto, engine or export)
+  TMPDIR        where --via export/auto writes the temporary export (removed afterwards)
   DOCKER_HOST   the Docker engine (default unix:///var/run/docker.sock)
   REQUESTS_CA_BUNDLE, SSL_CERT_FILE   extra CA certificates (daemonless push over HTTPS)
 
@@ -68,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also write the manifest digest (sha256:…) to FILE")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object (references, digest, sizes) instead of lines")
+    parser.add_argument("--via", choices=ROUTES, default=None,
+                        help="with --image: how the layers reach the registry. engine: the Docker "
+                        "engine pushes; export: exported from the engine and uploaded by jr-push "
+                        "(about twice as fast for new layers); auto (default): export for a "
+                        "first push, the engine when it already knows layers of the image there")
     parser.add_argument("--username-env", metavar="NAME",
                         help=f"read the username from $NAME (default {DEFAULT_USERNAME_ENV})")
     parser.add_argument("--password-env", metavar="NAME",
@@ -102,14 +114,24 @@ def _credentials(args: argparse.Namespace, registry: str) -> UsernamePassword | 
     )
 
 
+def _route(args: argparse.Namespace) -> Route:
+    route = args.via or args.environ.get("JR_PUSH_VIA") or "auto"
+    if route not in ROUTES:
+        raise UsageError(f"JR_PUSH_VIA={route!r} is not a route.", hint="Use auto, engine or export.")
+    return cast("Route", route)
+
+
 def _push_engine(args: argparse.Namespace, registry: str, progress: ProgressSink) -> PushResult:
-    from jenkins_registry import docker_engine, engine_push
+    from jenkins_registry import docker_engine, engine_push, export_push
 
     plan = engine_push.plan_push(args.image, registry=registry, repository=args.name, tags=args.tag)
+    route = _route(args)
     credentials = _credentials(args, plan.registry)
     client = docker_engine.connect(args.environ)
     try:
-        return engine_push.push_with_engine(client, plan, credentials, progress)
+        return export_push.push_local_image(client, plan, credentials, progress, route=route,
+                                            environ=args.environ,
+                                            temp_dir=args.environ.get("TMPDIR") or None)
     finally:
         client.close()
 
@@ -156,6 +178,9 @@ def handle_push(args: argparse.Namespace) -> int:
             "Nothing to push.",
             hint="Give --image NAME (a local image), --from-archive PATH.tar or --from-oci DIR.",
         )
+    if daemonless and args.via is not None:
+        raise UsageError("--via applies to --image (a local image in the Docker engine).",
+                         hint="--from-archive and --from-oci always upload without the engine.")
     if not daemonless and (args.jobs is not None or args.insecure or args.compression != "gzip"):
         raise UsageError(
             "--compression, --jobs and --insecure only apply to --from-archive / --from-oci.",

@@ -1,0 +1,309 @@
+"""How `jr-push --image` reaches the registry: the engine's push, or export and upload (`--via`).
+
+End to end against the real engine and a fresh registry per test (the route depends on what the
+registry and the engine already hold); the pure decisions are also tested on their own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jenkins_registry import export_push
+from jenkins_registry.cli.push import main as jr_push
+from jenkins_registry.errors import ExitCode, JrError
+from jenkins_registry.http_transport import HttpTransport
+from jenkins_registry.registry_client import RegistryClient
+from tests import services
+from tests.fault_proxy import fault_proxy
+from tests.secret_checks import assert_absent, assert_absent_in_tree
+
+SECRET = services.REGISTRY_PASSWORD
+UPLOADS = r"/blobs/uploads/$"
+
+
+@pytest.fixture(scope="module")
+def route_image(docker_client: Any) -> str:
+    return services.build_image(docker_client, "route-app:1", {"app.bin": os.urandom(300_000),
+                                                                "conf.txt": b"route\n"})
+
+
+@pytest.fixture
+def fresh_registry() -> Iterator[services.Registry]:
+    with services.registry() as reg:
+        yield reg
+
+
+def push(registry_host: str, docker_env: str, capsys: pytest.CaptureFixture[str], *args: str,
+         **env: str) -> tuple[int, dict[str, Any], str]:
+    environ = {"DOCKER_HOST": docker_env, "DOCKER_LOGIN_USERNAME": services.REGISTRY_USER,
+               "DOCKER_LOGIN_PASSWORD": SECRET, **env}
+    code = jr_push(["--registry", registry_host, "--json", *args], environ)
+    out, err = capsys.readouterr()
+    assert_absent(SECRET, out, err)
+    assert "Traceback" not in err
+    return code, (json.loads(out) if code == 0 else {}), err
+
+
+def test_auto_exports_a_first_push_and_the_engine_pulls_the_same_image_back(
+    docker_env: str, docker_client: Any, fresh_registry: services.Registry, route_image: str,
+    capsys: pytest.CaptureFixture[str], tmp_path: Path,
+) -> None:
+    export_dir = tmp_path / "tmp"
+    export_dir.mkdir()
+    code, result, err = push(fresh_registry.host, docker_env, capsys, "--image", "route-app:1",
+                             "--name", "team/app", "--tag", "1", "--tag", "latest",
+                             TMPDIR=str(export_dir))
+    assert code == 0, err
+    assert result["method"] == "export"
+    assert result["image_id"] == route_image
+    assert {fresh_registry.manifest_digest("team/app", t) for t in ("1", "latest")} == {result["digest"]}
+    assert list(export_dir.iterdir()) == []  # the export was removed
+    # What was uploaded is the engine's image: pulled back by digest, it has the same image ID.
+    reference = f"{fresh_registry.host}/team/app@{result['digest']}"
+    pulled = docker_client.images.pull(reference, auth_config={
+        "username": services.REGISTRY_USER, "password": SECRET})
+    assert pulled.id == route_image
+    docker_client.images.remove(reference)
+
+
+def test_a_repush_of_the_same_image_uploads_nothing_whoever_pushed_it(
+    docker_env: str, fresh_registry: services.Registry, route_image: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with fault_proxy(fresh_registry.host) as proxy:
+        code, first, err = push(proxy.host, docker_env, capsys, "--image", "route-app:1",
+                                "--name", "again", "--tag", "latest", "--via", "engine")
+        assert code == 0 and first["method"] == "engine", err
+        uploads = proxy.count("POST", UPLOADS)
+        assert uploads > 0
+        # a new build-number tag: found through `latest`, written without any upload
+        code, second, err = push(proxy.host, docker_env, capsys, "--image", "route-app:1",
+                                 "--name", "again", "--tag", "2", "--tag", "latest")
+        assert code == 0, err
+        assert second["method"] == "unchanged" and second["digest"] == first["digest"]
+        assert proxy.count("POST", UPLOADS) == uploads
+        assert proxy.count("GET", r"/images/|/blobs/sha256") == 0  # nothing downloaded either
+    assert fresh_registry.tags("again") == ["2", "latest"]
+    assert "Layer already exists" not in err  # --json: no progress lines
+
+
+def test_auto_lets_the_engine_push_when_it_knows_the_layers(
+    docker_env: str, docker_client: Any, fresh_registry: services.Registry, route_image: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _, err = push(fresh_registry.host, docker_env, capsys, "--image", "route-app:1",
+                        "--name", "base", "--via", "engine")
+    assert code == 0, err
+    derived, _ = docker_client.images.build(fileobj=_derived_context(), custom_context=True,
+                                            tag="route-derived:1", rm=True)
+    code, result, err = push(fresh_registry.host, docker_env, capsys, "--image", "route-derived:1",
+                             "--name", "derived")
+    assert code == 0, err
+    assert result["method"] == "engine"
+    assert result["image_id"] == derived.id
+
+
+def test_an_update_goes_through_the_engine_which_then_sends_only_new_layers(
+    docker_env: str, docker_client: Any, fresh_registry: services.Registry, route_image: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Build 1 is exported; build 2 shares its layers (found through `latest`), so the engine
+    pushes it, and build 3 costs the engine only its one new layer."""
+    with fault_proxy(fresh_registry.host) as proxy:
+        code, first, err = push(proxy.host, docker_env, capsys, "--image", "route-app:1",
+                                "--name", "ci/app", "--tag", "1", "--tag", "latest")
+        assert code == 0 and first["method"] == "export", err
+        builds = [route_image]
+        for number in (2, 3):
+            image, _ = docker_client.images.build(
+                fileobj=_derived_context(f"route-build:{number - 1}" if number > 2 else "route-app:1",
+                                         f"build {number}\n".encode()),
+                custom_context=True, tag=f"route-build:{number}", rm=True)
+            builds.append(image.id)
+            before = proxy.count("POST", UPLOADS)
+            code, result, err = push(proxy.host, docker_env, capsys, "--image", f"route-build:{number}",
+                                     "--name", "ci/app", "--tag", str(number), "--tag", "latest")
+            assert code == 0, err
+            assert result["method"] == "engine" and result["image_id"] == image.id
+            if number == 3:  # the new layer and the config; the engine knew all the others
+                assert proxy.count("POST", UPLOADS) - before <= 2
+    assert fresh_registry.manifest_digest("ci/app", "latest") == result["digest"]
+
+
+def _derived_context(base: str = "route-app:1", extra: bytes = b"derived\n") -> Any:
+    """A build context for `FROM base` plus one more layer."""
+    import io
+    import tarfile
+
+    files = {"Dockerfile": f"FROM {base}\nCOPY extra.txt /extra.txt\n".encode(), "extra.txt": extra}
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    buf.seek(0)
+    return buf
+
+
+def test_no_room_for_the_export(
+    docker_env: str, fresh_registry: services.Registry, route_image: str,
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(export_push, "ROOM_MARGIN_BYTES", 1 << 60)
+    code, result, err = push(fresh_registry.host, docker_env, capsys, "--image", "route-app:1",
+                             "--name", "full/auto")
+    assert code == 0, err
+    assert result["method"] == "engine"
+    code, _, err = push(fresh_registry.host, docker_env, capsys, "--image", "route-app:1",
+                        "--name", "full/forced", "--via", "export")
+    assert code == ExitCode.INVALID_INPUT_FILE
+    assert "Cannot export the image" in err and "TMPDIR" in err
+    assert fresh_registry.tags("full/forced") == []
+
+
+def test_sigterm_during_the_export_removes_it(
+    docker_env: str, docker_client: Any, fresh_registry: services.Registry, tmp_path: Path,
+) -> None:
+    """Jenkins aborts a step with SIGTERM: the process unwinds, the export goes, no tag is made."""
+    services.build_image(docker_client, "route-big:1", {"big.bin": os.urandom(96 << 20)})
+    export_dir = tmp_path / "tmp"
+    export_dir.mkdir()
+    env = {"DOCKER_HOST": docker_env, "DOCKER_LOGIN_USERNAME": services.REGISTRY_USER,
+           "DOCKER_LOGIN_PASSWORD": SECRET, "TMPDIR": str(export_dir), "PATH": "/usr/bin:/bin",
+           "HOME": str(tmp_path), "JR_PUSH_VIA": "export"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jenkins_registry.cli.push", "--image", "route-big:1",
+         "--registry", fresh_registry.host], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline and not list(export_dir.glob("*/image.tar")):
+        time.sleep(0.005)
+    assert proc.poll() is None, "the push ended before its export was seen"
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == ExitCode.INTERRUPTED, err
+    assert b"interrupted" in err
+    assert list(export_dir.iterdir()) == []
+    assert fresh_registry.tags("route-big") == []
+    assert_absent(SECRET, out, err)
+    assert_absent_in_tree(SECRET, [tmp_path])
+    docker_client.images.remove("route-big:1")
+
+
+# -- the decisions on their own ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("docker_host", "expected"), [
+    ("unix:///var/run/docker.sock", None),
+    ("tcp://127.0.0.1:2375", None),
+    ("tcp://localhost:2376", None),
+    ("tcp://10.211.55.6:2375", "on another machine"),
+    ("ssh://ci@build-host", "reached over ssh"),
+])
+def test_only_a_local_engine_is_exported_from(docker_host: str, expected: str | None,
+                                              tmp_path: Path) -> None:
+    reason = export_push._engine_only_reason({"DOCKER_HOST": docker_host}, "10.211.55.6:8082", tmp_path)
+    assert reason is None if expected is None else expected in (reason or "")
+
+
+def test_a_client_certificate_leaves_the_push_to_the_engine(tmp_path: Path) -> None:
+    host_dir = tmp_path / "10.211.55.6:8082"
+    host_dir.mkdir()
+    (host_dir / "ca.crt").write_text("x")
+    environ = {"DOCKER_HOST": "unix:///var/run/docker.sock"}
+    assert export_push._engine_only_reason(environ, "10.211.55.6:8082", tmp_path) is None
+    (host_dir / "client.cert").write_text("x")
+    (host_dir / "client.key").write_text("x")
+    reason = export_push._engine_only_reason(environ, "10.211.55.6:8082", tmp_path)
+    assert reason is not None and "client certificate" in reason
+
+
+class _InfoOnly:
+    def __init__(self, info: dict[str, Any]) -> None:
+        self._info = info
+
+    def info(self) -> dict[str, Any]:
+        return self._info
+
+
+def test_registry_rules_follow_the_engine_configuration(tmp_path: Path) -> None:
+    info = {"RegistryConfig": {"InsecureRegistryCIDRs": ["127.0.0.0/8"],
+                               "IndexConfigs": {"nexus.example:8082": {"Secure": False},
+                                                "harbor.example": {"Secure": True}}}}
+    (tmp_path / "harbor.example").mkdir()
+    (tmp_path / "harbor.example" / "ca.crt").write_text("-----BEGIN CERTIFICATE-----\nA\n")
+    rules = export_push._registry_rules(_InfoOnly(info), "nexus.example:8082", tmp_path)
+    assert rules == export_push.RegistryRules(insecure=True, ca_data=None)
+    rules = export_push._registry_rules(_InfoOnly(info), "harbor.example", tmp_path)
+    assert not rules.insecure and rules.ca_data is not None and "BEGIN CERTIFICATE" in rules.ca_data
+    assert export_push._registry_rules(_InfoOnly(info), "127.0.0.1:5000", tmp_path).insecure
+
+
+@pytest.fixture(scope="module")
+def tls_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[services.Registry, str]]:
+    cert_path, key_path = services.self_signed_certificate(tmp_path_factory.mktemp("route-tls"),
+                                                           "route-registry")
+    # auth "none" leaves the `http:` section last, so the tls block lands inside it
+    tls = f"  tls:\n    certificate: {cert_path}\n    key: {key_path}\n"
+    with services.registry(auth="none", extra_config=tls) as reg:
+        yield reg, cert_path.read_text()
+
+
+def test_daemon_rule_verifies_https_with_the_certs_d_ca(tls_registry: tuple[services.Registry, str]) -> None:
+    """A registry the engine treats as secure: verified HTTPS only, trusting the certs.d CA."""
+    reg, ca_pem = tls_registry
+    with HttpTransport(ca_data=ca_pem) as transport:
+        client = RegistryClient(reg.host, insecure=False, scheme_rule="daemon", transport=transport)
+        client.ping()
+        assert client.base_url == f"https://{reg.host}"
+    with HttpTransport() as transport:
+        client = RegistryClient(reg.host, insecure=False, scheme_rule="daemon", transport=transport)
+        with pytest.raises(JrError):
+            client.ping()
+    with HttpTransport() as transport:  # insecure per the engine: unverified HTTPS is accepted
+        client = RegistryClient(reg.host, insecure=True, scheme_rule="daemon", transport=transport)
+        client.ping()
+        assert client.base_url == f"https://{reg.host}"
+
+
+def test_daemon_rule_never_uses_plain_http_for_a_secure_registry(
+    fresh_registry: services.Registry,
+) -> None:
+    """Loopback is not special under this rule: only the engine's configuration decides."""
+    with HttpTransport() as transport:
+        client = RegistryClient(fresh_registry.host, insecure=False, scheme_rule="daemon",
+                                transport=transport)
+        with pytest.raises(JrError) as caught:
+            client.ping()
+        assert "HTTP response to HTTPS client" in caught.value.message
+        insecure = RegistryClient(fresh_registry.host, insecure=True, scheme_rule="daemon",
+                                  transport=transport)
+        insecure.ping()
+        assert insecure.base_url == f"http://{fresh_registry.host}"
+
+
+def test_route_usage_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code = jr_push(["--image", "app", "--registry", "127.0.0.1:5000"],
+                   {"JR_PUSH_VIA": "fastest", "DOCKER_HOST": "unix:///nonexistent.sock"})
+    assert code == ExitCode.USAGE
+    assert "JR_PUSH_VIA" in capsys.readouterr().err
+    code = jr_push(["--from-archive", str(tmp_path / "x.tar"), "--registry", "127.0.0.1:5000",
+                    "--via", "engine"], {})
+    assert code == ExitCode.USAGE
+    assert "--via applies to --image" in capsys.readouterr().err
+
+
+def test_the_cli_offers_exactly_the_library_routes() -> None:
+    from jenkins_registry.cli import push as push_cli
+
+    assert push_cli.ROUTES == export_push.ROUTES
