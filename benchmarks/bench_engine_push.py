@@ -4,7 +4,11 @@ Scenarios (medians of --runs, interleaved so both see the same machine state):
   (a) first push of a ~600 MB, 4-layer image to an empty registry (a fresh registry each run);
   (b) re-push of the same image where every layer exists;
   (c) first push with three tags to another empty registry;
+  (d) a CI series on a third registry: build 1, then builds 2 and 3, each adding an 8 MB layer on
+      top of the one before, each pushed as `--tag N --tag latest` (informational: it shows what
+      `--via auto` costs after an export, when the engine does not yet know the layers);
   plus the start-up of `jr-push --help`.
+jr-push runs with its default route (auto); `--via engine` is timed for (a) as well.
 The reference is the seed's shell: `docker tag`, `docker login --password-stdin` into a throw-away
 DOCKER_CONFIG, one `docker push` per tag. Prints medians and ratios; asserts nothing.
 
@@ -23,6 +27,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -65,6 +70,19 @@ def make_context(directory: Path, size_mb: int) -> None:
     )
 
 
+SERIES = ("bench-app:latest", "bench-app:build2", "bench-app:build3")
+
+
+def build_series(client: Any, directory: Path) -> None:
+    """Builds 2 and 3 of (d): each adds an 8 MB layer on top of the build before."""
+    for number, base in ((2, SERIES[0]), (3, SERIES[1])):
+        step = directory / f"build{number}"
+        step.mkdir()
+        (step / "app.bin").write_bytes(os.urandom(8 << 20))
+        (step / "Dockerfile").write_text(f"FROM {base}\nCOPY app.bin /app/build{number}.bin\n")
+        client.images.build(path=str(step), tag=SERIES[number - 1], rm=True)
+
+
 def timed(func: Callable[..., None], *args: object) -> float:
     start = time.perf_counter()
     func(*args)
@@ -98,6 +116,7 @@ def main() -> None:
         print(f"building a {args.size_mb} MB, 4-layer image …", flush=True)
         image, _ = client.images.build(path=ctx, tag="bench-app:latest", rm=True)
         print(f"image {image.short_id}, {image.attrs['Size'] / 1e6:.0f} MB", flush=True)
+        build_series(client, Path(ctx))
         base_env = {**os.environ, "DOCKER_HOST": engine.host, "IMAGE": "bench-app:latest"}
 
         for run_index in range(args.runs):
@@ -124,9 +143,25 @@ def main() -> None:
                         record("c jr-push three tags", timed(run,
                             [*jr_push, "-q", "--image", "bench-app", "--registry", reg.host, "--name", "app3",
                              "--tag", "1.0.0", "--tag", "1.0", "--tag", "latest"], env))
+                        record("a' jr-push --via engine", timed(run,
+                            [*jr_push, "-q", "--via", "engine", "--image", "bench-app", "--registry",
+                             reg.host, "--name", "engine1", "--tag", "v1"], env))
                     else:
                         shell3 = {**env, "TARGET": f"{reg.host}/app3", "TAGS": "1.0.0 1.0 latest"}
                         record("c shell three tags", timed(run, ["sh", "-c", SHELL_STEP], shell3))
+                with services.registry() as reg:
+                    env = {**base_env, "DOCKER_LOGIN_USERNAME": reg.username or "",
+                           "DOCKER_LOGIN_PASSWORD": reg.password or "", "REGISTRY": reg.host}
+                    for build, image_name in enumerate(SERIES, start=1):
+                        if tool == "jr":
+                            command = [*jr_push, "-q", "--image", image_name, "--registry", reg.host,
+                                       "--name", "ci", "--tag", str(build), "--tag", "latest"]
+                            record(f"d{build} jr-push build {build}", timed(run, command, env))
+                        else:
+                            series_env = {**env, "IMAGE": image_name, "TARGET": f"{reg.host}/ci",
+                                          "TAGS": f"{build} latest"}
+                            record(f"d{build} shell build {build}",
+                                   timed(run, ["sh", "-c", SHELL_STEP], series_env))
         client.close()
 
     startup = [timed(run, [*jr_push, "--help"], dict(os.environ)) for _ in range(15)]
@@ -141,6 +176,11 @@ def main() -> None:
     print(f"  (b) re-push      {med['b jr-push re-push'] / med['b shell re-push']:.3f}  "
           f"(jr-push {med['b jr-push re-push']:.3f} s, target <= 0.35 s)")
     print(f"  (c) three tags   {med['c jr-push three tags'] / med['c shell three tags']:.3f}  (<= 1.0)")
+    via_engine = med["a' jr-push --via engine"]
+    print(f"  (a') --via engine {via_engine / med['a shell first push']:.3f}  (jr-push {via_engine:.2f} s)")
+    for build in range(1, len(SERIES) + 1):
+        jr, shell = med[f"d{build} jr-push build {build}"], med[f"d{build} shell build {build}"]
+        print(f"  (d) build {build}      {jr / shell:.3f}  (jr-push {jr:.2f} s, shell {shell:.2f} s)")
     print(f"  start-up --help  {med['startup jr-push --help']:.3f} s  (<= 0.15 s)")
 
 
