@@ -27,10 +27,10 @@ def connect(environ: Mapping[str, str], timeout: int = PUSH_TIMEOUT_SECONDS) -> 
 
     address = engine_address(environ)
     try:
+        # version="auto" asks the engine for its API version here, which also proves it answers
         client = docker.DockerClient(
             **_client_kwargs(environ), timeout=timeout,
         )
-        client.ping()
     except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
         reason = _reason(exc)
         raise EngineUnavailableError(
