@@ -668,7 +668,12 @@ class RegistryClient:
         elif self.scheme_rule == "login":
             schemes = ["https", "http"]
         elif self.scheme_rule == "daemon":
-            schemes = ["https", "http"] if self.insecure else ["https"]
+            # the engine's order is HTTPS then HTTP; on loopback, where a TLS port answering a plain
+            # request with a redirect is unheard of, HTTP first saves a failed handshake
+            if not self.insecure:
+                schemes = ["https"]
+            else:
+                schemes = ["http", "https"] if is_loopback(self.registry) else ["https", "http"]
         elif is_loopback(self.registry):
             schemes = ["http", "https"]
         elif self.insecure:
