@@ -19,27 +19,30 @@ checks the credentials (its login, with reauth). The upload then takes one of tw
      the registry does not answer from here the way the engine reaches it → the engine pushes;
   3. the engine already pushed or pulled layers of this image to or from this registry (a local
      image with a digest reference there shares a layer): it skips or mounts those → the engine;
-     likewise when a wanted tag or `latest` holds an image that shares a layer (an update): the
-     engine uploads it, learns which blobs hold its layers, and from then on sends only new ones,
+     likewise when a wanted tag or `latest` holds an earlier build that shares a layer and whose
+     image this engine still holds (an agent that builds here again): the engine uploads the
+     shared layers once, learns which blobs hold them, and from then on sends only new layers,
      while an export would read the whole image every time;
   4. the temporary directory has no room for the export → the engine;
-  5. otherwise export and upload.
+  5. otherwise export and upload; layers the registry already has under a wanted tag or `latest`
+     are skipped (a fresh engine, as on an ephemeral agent, re-uploads every layer).
 `export` forces the second route (failing where `auto` would fall back); `engine` the first.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import logging
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NoReturn
 
-from jenkins_registry import daemon_config, engine_push
+from jenkins_registry import engine_push
 from jenkins_registry.credentials import UsernamePassword
 from jenkins_registry.docker_engine import engine_address
 from jenkins_registry.engine_push import EnginePushPlan
@@ -52,10 +55,9 @@ from jenkins_registry.errors import (
     UnreachableError,
     UsageError,
 )
-from jenkins_registry.image_archive import MEDIA_DOCKER_MANIFEST, MEDIA_OCI_MANIFEST
 from jenkins_registry.progress import ProgressSink
 from jenkins_registry.push_result import PushResult
-from jenkins_registry.registry_client import Manifest, RegistryClient, is_loopback
+from jenkins_registry.registry_client import Manifest, RegistryClient, is_loopback, split_host_port
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +69,9 @@ MAX_IMAGES_INSPECTED = 64
 EXPORT_CHUNK = 1 << 20
 # The export is the image's layers as tar plus headers; keep a margin for other writers.
 ROOM_MARGIN_BYTES = 256 << 20
-_IMAGE_MANIFESTS = (MEDIA_DOCKER_MANIFEST, MEDIA_OCI_MANIFEST)
+# image_archive's MEDIA_DOCKER_MANIFEST and MEDIA_OCI_MANIFEST (not imported: jr-push start-up)
+_IMAGE_MANIFESTS = ("application/vnd.docker.distribution.manifest.v2+json",
+                    "application/vnd.oci.image.manifest.v1+json")
 
 
 @dataclass(frozen=True)
@@ -141,7 +145,11 @@ def _push_unless_engine_should(
             _leave_to_engine(route, f"{plan.registry} does not answer from here as the engine "
                              f"reaches it ({exc.message})", exc)
         registry.check_credentials(plan.repository, probe=False)
-        current = _current_images(registry, plan)
+        current: list[_TaggedImage] = []
+        for tagged in _current_images(registry, plan):
+            current.append(tagged)
+            if tagged.config_digest == image.id:
+                break  # the other tags need not be asked
         unchanged = _push_if_unchanged(registry, plan, str(image.id), current, progress)
         if unchanged is not None:
             return dataclasses.replace(unchanged, image_size=image.attrs.get("Size"))
@@ -151,9 +159,13 @@ def _push_unless_engine_should(
             if known is not None:
                 raise _EngineShouldPush(f"it already knows layers of this image at {known}")
             update = _registry_shares_layers(registry, plan, current, diff_ids)
-            if update is not None:
-                raise _EngineShouldPush(f"an update of {update}; from now on the engine knows its "
-                                        "layers and uploads only new ones")
+            if update is not None and _engine_has_image(client, update.config_digest):
+                # This engine built the earlier image, so it builds here again: it uploads the
+                # shared layers once, learns where they are, and from the next build on sends
+                # only new layers. (A fresh engine would re-upload them every time; the export
+                # below skips them instead.)
+                raise _EngineShouldPush(f"an update of {plan.target}:{update.tag}, whose image "
+                                        "this engine holds")
         room = _room_problem(temp_dir, int(image.attrs.get("Size") or 0))
         if room is not None:
             _leave_to_engine(route, room, InputFileError(
@@ -188,18 +200,34 @@ def _engine_only_reason(environ: Mapping[str, str], registry: str, certs_dir: Pa
     return None
 
 
+def _always_insecure(registry: str) -> bool:
+    """An IPv4 address in 127.0.0.0/8: the engine always adds that range to its insecure CIDRs
+    (and no setting marks a registry secure), so `info` need not be asked."""
+    host, _ = split_host_port(registry)
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.version == 4 and address.is_loopback
+
+
 def _registry_rules(client: Any, registry: str, certs_dir: Path) -> RegistryRules:
     """The engine's view of *registry*: insecure or not, and its certs.d CA certificates."""
     import docker
     import requests
 
-    try:
-        info = client.info()
-    except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
-        raise EngineUnavailableError(
-            f"The Docker engine did not answer `info` ({type(exc).__name__})."
-        ) from None
-    insecure = daemon_config.insecure_reason(info, registry) is not None
+    if _always_insecure(registry):
+        insecure = True
+    else:
+        try:
+            info = client.info()
+        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+            raise EngineUnavailableError(
+                f"The Docker engine did not answer `info` ({type(exc).__name__})."
+            ) from None
+        from jenkins_registry.daemon_config import insecure_reason
+
+        insecure = insecure_reason(info, registry) is not None
     directory = certs_dir / registry
     pieces: list[str] = []
     if directory.is_dir():
@@ -224,9 +252,9 @@ class _TaggedImage:
     layer_digests: tuple[str, ...]
 
 
-def _current_images(registry: RegistryClient, plan: EnginePushPlan) -> list[_TaggedImage]:
-    """The images the wanted tags and `latest` point at now (`latest` often holds the last build)."""
-    found = []
+def _current_images(registry: RegistryClient, plan: EnginePushPlan) -> Iterator[_TaggedImage]:
+    """The images the wanted tags and `latest` point at now (`latest` often holds the last build),
+    fetched one by one as the caller asks."""
     for candidate in dict.fromkeys([*plan.tags, "latest"]):
         manifest = registry.get_manifest(plan.repository, candidate, _IMAGE_MANIFESTS)
         if manifest is None or manifest.media_type not in _IMAGE_MANIFESTS:
@@ -237,8 +265,7 @@ def _current_images(registry: RegistryClient, plan: EnginePushPlan) -> list[_Tag
             layer_digests = tuple(str(layer["digest"]) for layer in document["layers"])
         except (ValueError, KeyError, TypeError):
             continue
-        found.append(_TaggedImage(candidate, manifest, config_digest, layer_digests))
-    return found
+        yield _TaggedImage(candidate, manifest, config_digest, layer_digests)
 
 
 def _push_if_unchanged(registry: RegistryClient, plan: EnginePushPlan, image_id: str,
@@ -268,7 +295,8 @@ def _push_if_unchanged(registry: RegistryClient, plan: EnginePushPlan, image_id:
 
 
 def _registry_shares_layers(registry: RegistryClient, plan: EnginePushPlan,
-                            current: Sequence[_TaggedImage], diff_ids: Sequence[str]) -> str | None:
+                            current: Sequence[_TaggedImage],
+                            diff_ids: Sequence[str]) -> _TaggedImage | None:
     """A tag in the target repository whose image shares a layer with *diff_ids* (an update)."""
     wanted = set(diff_ids)
     for tagged in current:
@@ -280,8 +308,23 @@ def _registry_shares_layers(registry: RegistryClient, plan: EnginePushPlan,
                       type(exc).__name__)
             continue
         if isinstance(layers, list) and wanted.intersection(map(str, layers)):
-            return f"{plan.target}:{tagged.tag}"
+            return tagged
     return None
+
+
+def _engine_has_image(client: Any, image_id: str) -> bool:
+    import docker
+    import requests
+
+    try:
+        client.api.inspect_image(image_id)
+    except docker.errors.NotFound:
+        return False
+    except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+        raise EngineUnavailableError(
+            f"The Docker engine failed to look up {image_id} ({type(exc).__name__})."
+        ) from None
+    return True
 
 
 def _engine_knows_layers(client: Any, registry: str, diff_ids: Sequence[str]) -> str | None:

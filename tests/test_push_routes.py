@@ -140,6 +140,32 @@ def test_an_update_goes_through_the_engine_which_then_sends_only_new_layers(
     assert fresh_registry.manifest_digest("ci/app", "latest") == result["digest"]
 
 
+def test_an_update_on_a_fresh_engine_is_exported_without_the_layers_the_registry_has(
+    docker_env: str, docker_client: Any, fresh_registry: services.Registry,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """An ephemeral agent: build 1 is no longer in this engine. Build 2 shares its first layer;
+    the export skips it (found through `latest`) and uploads only the new layer and the config."""
+    shared = {"shared.bin": os.urandom(200_000)}
+    services.build_image(docker_client, "fresh-build:1", shared)
+    with fault_proxy(fresh_registry.host) as proxy:
+        code, first, err = push(proxy.host, docker_env, capsys, "--image", "fresh-build:1",
+                                "--name", "eph/app", "--tag", "1", "--tag", "latest")
+        assert code == 0 and first["method"] == "export", err
+        docker_client.images.remove("fresh-build:1")
+        docker_client.images.remove(f"{proxy.host}/eph/app:1")
+        docker_client.images.remove(f"{proxy.host}/eph/app:latest")
+        second_id = services.build_image(docker_client, "fresh-build:2",
+                                         {**shared, "new.bin": os.urandom(100_000)})
+        before = proxy.count("POST", UPLOADS)
+        code, second, err = push(proxy.host, docker_env, capsys, "--image", "fresh-build:2",
+                                 "--name", "eph/app", "--tag", "2", "--tag", "latest")
+        assert code == 0, err
+        assert second["method"] == "export" and second["image_id"] == second_id
+        assert proxy.count("POST", UPLOADS) - before == 2  # the new layer and the config
+    assert fresh_registry.manifest_digest("eph/app", "latest") == second["digest"]
+
+
 def _derived_context(base: str = "route-app:1", extra: bytes = b"derived\n") -> Any:
     """A build context for `FROM base` plus one more layer."""
     import io
