@@ -7,7 +7,7 @@ checks the credentials (its login, with reauth). The upload then takes one of tw
 * `export`: the image is exported from the engine (`GET /images/{id}/get`, the `docker save`
   format) into a temporary directory and uploaded by our own client (`daemonless_push`), with the
   same credentials per request. The engine gzips each layer on one core; exporting and uploading
-  with parallel deflate is about twice as fast for a first push (benchmarks/bench_engine_push.py).
+  with parallel deflate takes about 0.7 of its time for a first push (bench_engine_push.py).
   The connection follows the engine's own rules for the registry: HTTPS verified against the
   system store and `/etc/docker/certs.d/HOST:PORT/*.crt`, or, for a registry the engine treats as
   insecure (insecure-registries, 127.0.0.0/8), unverified HTTPS and then plain HTTP.

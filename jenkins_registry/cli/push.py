@@ -45,7 +45,8 @@ environment:
 
 exit codes: 0 every tag is in the registry; 2 usage; 3 credentials missing; 4 rejected;
   5 denied; 6 image not found; 7 registry unreachable; 8 engine unreachable;
-  9 HTTP registry not in insecure-registries; 10 other registry failure; 12 bad archive.
+  9 HTTP registry not in insecure-registries; 10 other registry failure; 12 bad archive,
+  or no room in $TMPDIR for a forced export; 130 interrupted (SIGINT, SIGTERM).
 """
 
 
@@ -78,8 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--via", choices=ROUTES, default=None,
                         help="with --image: how the layers reach the registry. engine: the Docker "
                         "engine pushes; export: exported from the engine and uploaded by jr-push "
-                        "(about twice as fast for new layers); auto (default): export for a "
-                        "first push, the engine when it already knows layers of the image there")
+                        "(a first push in about 0.7 of the engine's time); auto (default): "
+                        "export unless the engine can reuse layers it knows (docs/push.md)")
     parser.add_argument("--username-env", metavar="NAME",
                         help=f"read the username from $NAME (default {DEFAULT_USERNAME_ENV})")
     parser.add_argument("--password-env", metavar="NAME",
