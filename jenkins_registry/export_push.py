@@ -12,11 +12,13 @@ checks the credentials (its login, with reauth). The upload then takes one of tw
   system store and `/etc/docker/certs.d/HOST:PORT/*.crt`, or, for a registry the engine treats as
   insecure (insecure-registries, 127.0.0.0/8), unverified HTTPS and then plain HTTP.
 
-`auto`, the default, decides per push:
-  1. a wanted tag (or `latest`) already points at this image (its config digest is the image ID):
+`auto`, the default, decides per push, in this order:
+  1. the engine is remote, keeps images in containerd's store (it then pushes the stored
+     compressed layers, no slower), the registry wants a client certificate (certs.d *.cert /
+     *.key), or the registry does not answer from here the way the engine reaches it → the
+     engine pushes;
+  2. a wanted tag (or `latest`) already points at this image (its config digest is the image ID):
      only the other tags are written, nothing is exported or uploaded;
-  2. the engine is remote, the registry wants a client certificate (certs.d *.cert / *.key), or
-     the registry does not answer from here the way the engine reaches it → the engine pushes;
   3. the engine already pushed or pulled layers of this image to or from this registry (a local
      image with a digest reference there shares a layer): it skips or mounts those → the engine;
      likewise when a wanted tag or `latest` holds an earlier build that shares a layer and whose
@@ -32,7 +34,6 @@ checks the credentials (its login, with reauth). The upload then takes one of tw
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import json
 import logging
 import shutil
@@ -57,7 +58,7 @@ from jenkins_registry.errors import (
 )
 from jenkins_registry.progress import ProgressSink
 from jenkins_registry.push_result import PushResult
-from jenkins_registry.registry_client import Manifest, RegistryClient, is_loopback, split_host_port
+from jenkins_registry.registry_client import Manifest, RegistryClient, is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ class RegistryRules:
 
     insecure: bool
     ca_data: str | None
+    containerd_store: bool = False
 
 
 def push_local_image(
@@ -133,6 +135,15 @@ def _push_unless_engine_should(
             f"Cannot export and upload: {refusal}.",
             hint="Use --via engine (or auto) for this engine and registry."))
     rules = _registry_rules(client, plan.registry, certs_dir)
+    if rules.containerd_store:
+        # Its images are stored compressed and pushed as they are, so the engine's push is not
+        # slowed by compression; and its image ID is a manifest digest, not the config's.
+        _leave_to_engine(route, "it keeps images in containerd's store and pushes their stored "
+                         "compressed layers", UsageError(
+                             "Cannot export and upload: the Docker engine keeps images in "
+                             "containerd's store.",
+                             hint="Use --via engine (or auto): that engine pushes without "
+                             "compressing again."))
     from jenkins_registry.http_transport import HttpTransport
 
     transport = HttpTransport(ca_data=rules.ca_data)
@@ -200,34 +211,21 @@ def _engine_only_reason(environ: Mapping[str, str], registry: str, certs_dir: Pa
     return None
 
 
-def _always_insecure(registry: str) -> bool:
-    """An IPv4 address in 127.0.0.0/8: the engine always adds that range to its insecure CIDRs
-    (and no setting marks a registry secure), so `info` need not be asked."""
-    host, _ = split_host_port(registry)
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return address.version == 4 and address.is_loopback
-
-
 def _registry_rules(client: Any, registry: str, certs_dir: Path) -> RegistryRules:
-    """The engine's view of *registry*: insecure or not, and its certs.d CA certificates."""
+    """The engine's view of *registry*: insecure or not, and its certs.d CA certificates; and
+    whether the engine keeps images in containerd's store."""
     import docker
     import requests
 
-    if _always_insecure(registry):
-        insecure = True
-    else:
-        try:
-            info = client.info()
-        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
-            raise EngineUnavailableError(
-                f"The Docker engine did not answer `info` ({type(exc).__name__})."
-            ) from None
-        from jenkins_registry.daemon_config import insecure_reason
+    try:
+        info = client.info()
+    except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+        raise EngineUnavailableError(
+            f"The Docker engine did not answer `info` ({type(exc).__name__})."
+        ) from None
+    from jenkins_registry.daemon_config import insecure_reason
 
-        insecure = insecure_reason(info, registry) is not None
+    insecure = insecure_reason(info, registry) is not None
     directory = certs_dir / registry
     pieces: list[str] = []
     if directory.is_dir():
@@ -236,7 +234,17 @@ def _registry_rules(client: Any, registry: str, certs_dir: Path) -> RegistryRule
                 pieces.append(path.read_text(encoding="ascii"))
             except (OSError, UnicodeDecodeError):
                 log.debug("skipping unreadable CA file %s", path)
-    return RegistryRules(insecure=insecure, ca_data="\n".join(pieces) or None)
+    return RegistryRules(insecure=insecure, ca_data="\n".join(pieces) or None,
+                         containerd_store=uses_containerd_store(info))
+
+
+def uses_containerd_store(info: Mapping[str, Any]) -> bool:
+    """Whether the engine keeps images in containerd's content store (the default for new
+    installations since Docker 29): `docker info` then lists the snapshotter's driver type."""
+    status = info.get("DriverStatus") or ()
+    return any(isinstance(pair, (list, tuple)) and len(pair) == 2
+               and pair[0] == "driver-type" and pair[1] == "io.containerd.snapshotter.v1"
+               for pair in status)
 
 
 # -- the registry already has it --------------------------------------------------------------------

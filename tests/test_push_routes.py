@@ -275,6 +275,67 @@ def test_registry_rules_follow_the_engine_configuration(tmp_path: Path) -> None:
     assert export_push._registry_rules(_InfoOnly(info), "127.0.0.1:5000", tmp_path).insecure
 
 
+def test_containerd_image_store_is_recognised() -> None:
+    classic = {"Driver": "overlay2", "DriverStatus": [["Backing Filesystem", "extfs"]]}
+    containerd = {"Driver": "overlayfs",
+                  "DriverStatus": [["driver-type", "io.containerd.snapshotter.v1"]]}
+    assert not export_push.uses_containerd_store(classic)
+    assert export_push.uses_containerd_store(containerd)
+    assert not export_push.uses_containerd_store({})
+
+
+class _ContainerdEngine:
+    """Docker 29 with the containerd image store cannot run here (Debian ships 20.10): a stand-in
+    that answers what jr-push asks and records the calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        image = type("Image", (), {"id": "sha256:" + "a" * 64,
+                                   "attrs": {"Size": 10, "RootFS": {"Layers": ["sha256:" + "b" * 64]}}})
+        self.images = type("Images", (), {"get": lambda _self, name: self._record("get", image)})()
+        self.api = self
+
+    def _record(self, call: str, result: Any = None) -> Any:
+        self.calls.append(call)
+        return result
+
+    def tag(self, *args: Any, **kwargs: Any) -> bool:
+        return bool(self._record("tag", True))
+
+    def login(self, **kwargs: Any) -> dict[str, str]:
+        return dict(self._record("login", {"Status": "Login Succeeded"}))
+
+    def info(self) -> dict[str, Any]:
+        return dict(self._record("info", {"DriverStatus": [["driver-type", "io.containerd.snapshotter.v1"]],
+                                          "RegistryConfig": {}}))
+
+    def push(self, repository: str, tag: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        self.calls.append(f"push {tag}")
+        yield {"aux": {"Tag": tag, "Digest": "sha256:" + "c" * 64, "Size": 500}}
+
+    def get_image(self, *args: Any, **kwargs: Any) -> Iterator[bytes]:
+        raise AssertionError("a containerd-store engine must not be exported from")
+
+
+def test_a_containerd_store_engine_pushes_itself() -> None:
+    from jenkins_registry.credentials import Secret, UsernamePassword
+    from jenkins_registry.engine_push import plan_push
+    from jenkins_registry.progress import NullProgress
+
+    engine = _ContainerdEngine()
+    plan = plan_push("app:1", registry="10.211.55.6:8082", repository=None, tags=["1", "latest"])
+    creds = UsernamePassword(username="ci-bot", password=Secret(SECRET), source="test")
+    result = export_push.push_local_image(engine, plan, creds, NullProgress(), route="auto",
+                                          environ={"DOCKER_HOST": "unix:///run/docker.sock"})
+    assert result.method == "engine" and result.digest == "sha256:" + "c" * 64
+    assert engine.calls[:4] == ["get", "tag", "tag", "login"] and "info" in engine.calls
+    assert {"push 1", "push latest"} <= set(engine.calls)
+    with pytest.raises(JrError) as caught:
+        export_push.push_local_image(_ContainerdEngine(), plan, creds, NullProgress(), route="export",
+                                     environ={"DOCKER_HOST": "unix:///run/docker.sock"})
+    assert "containerd" in caught.value.message and caught.value.exit_code == ExitCode.USAGE
+
+
 @pytest.fixture(scope="module")
 def tls_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[services.Registry, str]]:
     cert_path, key_path = services.self_signed_certificate(tmp_path_factory.mktemp("route-tls"),
