@@ -18,8 +18,8 @@ whose layers already have the wanted compression is pushed with its own manifest
 so its digest is kept.
 
 Re-pushing an unchanged image costs a few requests: layers are matched to blobs the registry
-already has, through the manifest (and config) the target tag points at now, and through an
-optional local blob cache (`blob_cache`), which also names repositories to mount from.
+already has, through the manifests (and configs) the wanted tags and `latest` point at now, and
+through an optional local blob cache (`blob_cache`), which also names repositories to mount from.
 """
 
 from __future__ import annotations
