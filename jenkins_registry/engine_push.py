@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -235,6 +234,8 @@ def push_tags(client: Any, plan: EnginePushPlan, image: Any, credentials: Userna
     first = _push_tag(client, plan, plan.tags[0], credentials, progress)
     results = [first]
     if len(plan.tags) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
         with ThreadPoolExecutor(max_workers=min(EXTRA_TAG_WORKERS, len(plan.tags) - 1)) as pool:
             futures = [pool.submit(_push_tag, client, plan, tag, credentials, NullProgress())
                        for tag in plan.tags[1:]]

@@ -34,6 +34,7 @@ checks the credentials (its login, with reauth). The upload then takes one of tw
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import logging
 import shutil
@@ -58,7 +59,7 @@ from jenkins_registry.errors import (
 )
 from jenkins_registry.progress import ProgressSink
 from jenkins_registry.push_result import PushResult
-from jenkins_registry.registry_client import Manifest, RegistryClient, is_loopback
+from jenkins_registry.registry_client import Manifest, RegistryClient, is_loopback, split_host_port
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ class RegistryRules:
 
     insecure: bool
     ca_data: str | None
-    containerd_store: bool = False
+    containerd_store: bool | None = False
 
 
 def push_local_image(
@@ -136,14 +137,7 @@ def _push_unless_engine_should(
             hint="Use --via engine (or auto) for this engine and registry."))
     rules = _registry_rules(client, plan.registry, certs_dir)
     if rules.containerd_store:
-        # Its images are stored compressed and pushed as they are, so the engine's push is not
-        # slowed by compression; and its image ID is a manifest digest, not the config's.
-        _leave_to_engine(route, "it keeps images in containerd's store and pushes their stored "
-                         "compressed layers", UsageError(
-                             "Cannot export and upload: the Docker engine keeps images in "
-                             "containerd's store.",
-                             hint="Use --via engine (or auto): that engine pushes without "
-                             "compressing again."))
+        _leave_containerd_store_to_engine(route)
     from jenkins_registry.http_transport import HttpTransport
 
     transport = HttpTransport(ca_data=rules.ca_data)
@@ -164,6 +158,8 @@ def _push_unless_engine_should(
         unchanged = _push_if_unchanged(registry, plan, str(image.id), current, progress)
         if unchanged is not None:
             return dataclasses.replace(unchanged, image_size=image.attrs.get("Size"))
+        if rules.containerd_store is None and uses_containerd_store(_engine_info(client)):
+            _leave_containerd_store_to_engine(route)
         diff_ids = list((image.attrs.get("RootFS") or {}).get("Layers") or ())
         if route == "auto":
             known = _engine_knows_layers(client, plan.registry, diff_ids)
@@ -211,21 +207,51 @@ def _engine_only_reason(environ: Mapping[str, str], registry: str, certs_dir: Pa
     return None
 
 
-def _registry_rules(client: Any, registry: str, certs_dir: Path) -> RegistryRules:
-    """The engine's view of *registry*: insecure or not, and its certs.d CA certificates; and
-    whether the engine keeps images in containerd's store."""
+def _leave_containerd_store_to_engine(route: Route) -> NoReturn:
+    # Its images are stored compressed and pushed as they are, so its push is not slowed by
+    # compression; and its image ID is a manifest digest, not the config's.
+    _leave_to_engine(route, "it keeps images in containerd's store and pushes their stored "
+                     "compressed layers", UsageError(
+                         "Cannot export and upload: the Docker engine keeps images in "
+                         "containerd's store.",
+                         hint="Use --via engine (or auto): that engine pushes without "
+                         "compressing again."))
+
+
+def _engine_info(client: Any) -> Mapping[str, Any]:
     import docker
     import requests
 
     try:
-        info = client.info()
+        return dict(client.info())
     except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
         raise EngineUnavailableError(
             f"The Docker engine did not answer `info` ({type(exc).__name__})."
         ) from None
-    from jenkins_registry.daemon_config import insecure_reason
 
-    insecure = insecure_reason(info, registry) is not None
+
+def _always_insecure(registry: str) -> bool:
+    """An IPv4 address in 127.0.0.0/8: the engine always adds that range to its insecure CIDRs,
+    and no setting marks a registry secure."""
+    host, _ = split_host_port(registry)
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.version == 4 and address.is_loopback
+
+
+def _registry_rules(client: Any, registry: str, certs_dir: Path) -> RegistryRules:
+    """The engine's view of *registry*: insecure or not, and its certs.d CA certificates; and
+    whether the engine keeps images in containerd's store (None: `info` was not needed yet, as
+    for 127.0.0.0/8, so an unchanged re-push costs one engine request less)."""
+    info = None if _always_insecure(registry) else _engine_info(client)
+    if info is None:
+        insecure = True
+    else:
+        from jenkins_registry.daemon_config import insecure_reason
+
+        insecure = insecure_reason(info, registry) is not None
     directory = certs_dir / registry
     pieces: list[str] = []
     if directory.is_dir():
@@ -235,7 +261,7 @@ def _registry_rules(client: Any, registry: str, certs_dir: Path) -> RegistryRule
             except (OSError, UnicodeDecodeError):
                 log.debug("skipping unreadable CA file %s", path)
     return RegistryRules(insecure=insecure, ca_data="\n".join(pieces) or None,
-                         containerd_store=uses_containerd_store(info))
+                         containerd_store=None if info is None else uses_containerd_store(info))
 
 
 def uses_containerd_store(info: Mapping[str, Any]) -> bool:

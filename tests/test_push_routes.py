@@ -336,6 +336,23 @@ def test_a_containerd_store_engine_pushes_itself() -> None:
     assert "containerd" in caught.value.message and caught.value.exit_code == ExitCode.USAGE
 
 
+def test_a_containerd_store_engine_pushes_itself_to_a_loopback_registry(
+    fresh_registry: services.Registry,
+) -> None:
+    """For 127.0.0.0/8 `info` is first skipped (always insecure); it is asked once the registry
+    does not hold the image already."""
+    from jenkins_registry.credentials import Secret, UsernamePassword
+    from jenkins_registry.engine_push import plan_push
+    from jenkins_registry.progress import NullProgress
+
+    engine = _ContainerdEngine()
+    plan = plan_push("app:1", registry=fresh_registry.host, repository=None, tags=["1"])
+    creds = UsernamePassword(username=services.REGISTRY_USER, password=Secret(SECRET), source="test")
+    result = export_push.push_local_image(engine, plan, creds, NullProgress(), route="auto",
+                                          environ={"DOCKER_HOST": "unix:///run/docker.sock"})
+    assert result.method == "engine" and "info" in engine.calls and "push 1" in engine.calls
+
+
 @pytest.fixture(scope="module")
 def tls_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[services.Registry, str]]:
     cert_path, key_path = services.self_signed_certificate(tmp_path_factory.mktemp("route-tls"),
