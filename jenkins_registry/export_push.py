@@ -37,8 +37,6 @@ import dataclasses
 import ipaddress
 import json
 import logging
-import shutil
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -392,6 +390,9 @@ def _engine_knows_layers(client: Any, registry: str, diff_ids: Sequence[str]) ->
 
 
 def _room_problem(temp_dir: str | None, size: int) -> str | None:
+    import shutil
+    import tempfile
+
     directory = temp_dir or tempfile.gettempdir()
     try:
         free = shutil.disk_usage(directory).free
@@ -410,6 +411,8 @@ def _room_problem(temp_dir: str | None, size: int) -> str | None:
 def _export_and_upload(client: Any, registry: RegistryClient, plan: EnginePushPlan, image: Any,
                        credentials: UsernamePassword | None, rules: RegistryRules,
                        progress: ProgressSink, temp_dir: str | None) -> PushResult:
+    import tempfile
+
     from jenkins_registry import daemonless_push
 
     with tempfile.TemporaryDirectory(prefix="jr-export-", dir=temp_dir) as directory:
