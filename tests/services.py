@@ -270,9 +270,11 @@ def self_signed_certificate(directory: Path, common_name: str) -> tuple[Path, Pa
     return cert_path, key_path
 
 
-def image_context(files: Mapping[str, bytes], extra_dockerfile: str = "") -> io.BytesIO:
-    """A build context tarball for `FROM scratch` + one COPY per file (no network, no RUN)."""
-    lines = ["FROM scratch"]
+def image_context(files: Mapping[str, bytes], extra_dockerfile: str = "",
+                  base: str = "scratch") -> io.BytesIO:
+    """A build context tarball for `FROM base` (default scratch) + one COPY per file (no network,
+    no RUN)."""
+    lines = [f"FROM {base}"]
     lines += [f"COPY {name} /{name}" for name in files]
     dockerfile = "\n".join(lines) + "\n" + extra_dockerfile
     buf = io.BytesIO()

@@ -168,18 +168,7 @@ def test_an_update_on_a_fresh_engine_is_exported_without_the_layers_the_registry
 
 def _derived_context(base: str = "route-app:1", extra: bytes = b"derived\n") -> Any:
     """A build context for `FROM base` plus one more layer."""
-    import io
-    import tarfile
-
-    files = {"Dockerfile": f"FROM {base}\nCOPY extra.txt /extra.txt\n".encode(), "extra.txt": extra}
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    buf.seek(0)
-    return buf
+    return services.image_context({"extra.txt": extra}, base=base)
 
 
 def test_no_room_for_the_export(
@@ -334,6 +323,7 @@ def test_a_containerd_store_engine_pushes_itself() -> None:
         export_push.push_local_image(_ContainerdEngine(), plan, creds, NullProgress(), route="export",
                                      environ={"DOCKER_HOST": "unix:///run/docker.sock"})
     assert "containerd" in caught.value.message and caught.value.exit_code == ExitCode.USAGE
+    assert_absent(SECRET, str(caught.value), caught.value.message, repr(caught.value))
 
 
 def test_a_containerd_store_engine_pushes_itself_to_a_loopback_registry(
