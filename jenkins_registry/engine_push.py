@@ -7,6 +7,7 @@ the engine sends none (containerd image store), from the `TAG: digest: sha256:â€
 
 Credentials travel per request (`X-Registry-Auth`), never through a config file; an anonymous push
 sends an explicitly empty auth so that a stale ~/.docker/config.json entry cannot take over.
+The `HOST:PORT/NAME:TAG` names made for the push are given back when it ends (`engine_tags`).
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from jenkins_registry import registry_errors
+from jenkins_registry import engine_tags, registry_errors
 from jenkins_registry.credentials import UsernamePassword
 from jenkins_registry.errors import (
     EngineUnavailableError,
+    ImageNotFoundError,
     JrError,
     RegistryError,
     UsageError,
@@ -56,6 +58,11 @@ class EnginePushPlan:
     def target(self) -> str:
         return f"{self.registry}/{self.repository}"
 
+    @property
+    def references(self) -> tuple[str, ...]:
+        """The local names the engine pushes: `HOST:PORT/NAME:TAG` per tag."""
+        return tuple(f"{self.target}:{tag}" for tag in self.tags)
+
 
 def plan_push(image: str, *, registry: str, repository: str | None, tags: Sequence[str]) -> EnginePushPlan:
     """Check every name against Docker's grammar and fill in the defaults.
@@ -86,7 +93,8 @@ def plan_push(image: str, *, registry: str, repository: str | None, tags: Sequen
                           image_is_id=is_id)
 
 
-def _local_image(client: Any, plan: EnginePushPlan) -> Any:
+def find_image(client: Any, plan: EnginePushPlan) -> Any:
+    """The SDK's Image for `plan.image`; raises ImageNotFoundError or EngineUnavailableError."""
     import docker
     import requests
 
@@ -193,23 +201,49 @@ def _push_tag(client: Any, plan: EnginePushPlan, tag: str, credentials: Username
         ) from None
 
 
+def _push_named(client: Any, plan: EnginePushPlan, image_id: str, tag: str,
+                credentials: UsernamePassword | None, progress: ProgressSink) -> _TagPushed:
+    """Push one tag; when its local name has gone meanwhile, name the image again, once.
+
+    Another build on this agent that pushed the same image to the same tag gives the name back
+    when it ends (`engine_tags`), possibly between this run's tagging and its push.
+    """
+    import docker
+
+    try:
+        return _push_tag(client, plan, tag, credentials, progress)
+    except ImageNotFoundError as missing:
+        try:
+            client.api.tag(image_id, repository=plan.target, tag=tag)
+        except docker.errors.APIError:
+            raise missing from None
+        log.info("%s:%s was untagged during the push (another build?); tagged it again",
+                 plan.target, tag)
+        return _push_tag(client, plan, tag, credentials, progress)
+
+
 def push_with_engine(
     client: Any,
     plan: EnginePushPlan,
     credentials: UsernamePassword | None,
     progress: ProgressSink | None = None,
+    *,
+    keep_tags: bool = False,
 ) -> PushResult:
-    """Tag the local image under the registry name, log in, push every tag; all or an error."""
-    image = tag_and_login(client, plan, credentials)
-    return push_tags(client, plan, image, credentials, progress or NullProgress())
+    """Tag the local image under the registry name, log in, push every tag; all or an error.
+    The names made for it are given back at the end unless *keep_tags*."""
+    image = find_image(client, plan)
+    with engine_tags.registry_names(client, str(image.id), plan.references, keep=keep_tags):
+        tag_and_login(client, plan, image, credentials)
+        return push_tags(client, plan, image, credentials, progress or NullProgress())
 
 
-def tag_and_login(client: Any, plan: EnginePushPlan, credentials: UsernamePassword | None) -> Any:
-    """Find the local image, tag it under the registry name, check the credentials through the
-    engine. Returns the SDK's Image."""
+def tag_and_login(client: Any, plan: EnginePushPlan, image: Any,
+                  credentials: UsernamePassword | None) -> None:
+    """Tag *image* (from `find_image`) under the registry name, check the credentials through
+    the engine. Run inside `engine_tags.registry_names`, which gives the names back."""
     import docker
 
-    image = _local_image(client, plan)
     for tag in plan.tags:
         try:
             client.api.tag(image.id, repository=plan.target, tag=tag)
@@ -218,10 +252,9 @@ def tag_and_login(client: Any, plan: EnginePushPlan, credentials: UsernamePasswo
                 f"The Docker engine could not tag {plan.image} as {plan.target}:{tag}: "
                 f"{exc.explanation or exc}"
             ) from exc
-    log.info("tagged %s as %s", plan.image, ", ".join(f"{plan.target}:{t}" for t in plan.tags))
+    log.info("tagged %s as %s", plan.image, ", ".join(plan.references))
     if credentials is not None:
         _login(client, plan, credentials)
-    return image
 
 
 def push_tags(client: Any, plan: EnginePushPlan, image: Any, credentials: UsernamePassword | None,
@@ -231,14 +264,14 @@ def push_tags(client: Any, plan: EnginePushPlan, image: Any, credentials: Userna
     # The first tag uploads the layers. Only then the others go, side by side: each is a HEAD per
     # layer and a manifest PUT. (Pushing all tags at once made the engine upload the same blob
     # concurrently, which the registry answered with 500.) Their progress would repeat the first's.
-    first = _push_tag(client, plan, plan.tags[0], credentials, progress)
+    first = _push_named(client, plan, str(image.id), plan.tags[0], credentials, progress)
     results = [first]
     if len(plan.tags) > 1:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=min(EXTRA_TAG_WORKERS, len(plan.tags) - 1)) as pool:
-            futures = [pool.submit(_push_tag, client, plan, tag, credentials, NullProgress())
-                       for tag in plan.tags[1:]]
+            futures = [pool.submit(_push_named, client, plan, str(image.id), tag, credentials,
+                                   NullProgress()) for tag in plan.tags[1:]]
             results += [future.result() for future in futures]
     digests = {result.digest for result in results}
     if len(digests) != 1:

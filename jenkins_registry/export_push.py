@@ -29,6 +29,9 @@ checks the credentials (its login, with reauth). The upload then takes one of tw
   5. otherwise export and upload; layers the registry already has under a wanted tag or `latest`
      are skipped (a fresh engine, as on an ephemeral agent, re-uploads every layer).
 `export` forces the second route (failing where `auto` would fall back); `engine` the first.
+
+Whichever route, and however the push ends, the `HOST:PORT/NAME:TAG` names made for it are given
+back afterwards (`engine_tags`), unless the caller keeps them.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NoReturn
 
-from jenkins_registry import engine_push
+from jenkins_registry import engine_push, engine_tags
 from jenkins_registry.credentials import UsernamePassword
 from jenkins_registry.docker_engine import engine_address
 from jenkins_registry.engine_push import EnginePushPlan
@@ -93,19 +96,25 @@ def push_local_image(
     environ: Mapping[str, str],
     certs_dir: Path = CERTS_DIR,
     temp_dir: str | None = None,
+    keep_tags: bool = False,
 ) -> PushResult:
-    """Push *plan* from the engine behind *client* by *route*; all tags or an error."""
+    """Push *plan* from the engine behind *client* by *route*; all tags or an error. The local
+    names made for it are given back when it ends (pushed, failed or interrupted) unless
+    *keep_tags*."""
     if route not in ROUTES:
         raise UsageError(f"Unknown route {route!r}.", hint="Use auto, engine or export.")
-    image = engine_push.tag_and_login(client, plan, credentials)
-    if route == "engine":
-        return engine_push.push_tags(client, plan, image, credentials, progress)
-    try:
-        return _push_unless_engine_should(client, plan, image, credentials, progress, route=route,
-                                          environ=environ, certs_dir=certs_dir, temp_dir=temp_dir)
-    except _EngineShouldPush as leave:
-        log.info("the engine pushes: %s", leave.reason)
-        return engine_push.push_tags(client, plan, image, credentials, progress)
+    image = engine_push.find_image(client, plan)
+    with engine_tags.registry_names(client, str(image.id), plan.references, keep=keep_tags):
+        engine_push.tag_and_login(client, plan, image, credentials)
+        if route == "engine":
+            return engine_push.push_tags(client, plan, image, credentials, progress)
+        try:
+            return _push_unless_engine_should(client, plan, image, credentials, progress,
+                                              route=route, environ=environ, certs_dir=certs_dir,
+                                              temp_dir=temp_dir)
+        except _EngineShouldPush as leave:
+            log.info("the engine pushes: %s", leave.reason)
+            return engine_push.push_tags(client, plan, image, credentials, progress)
 
 
 class _EngineShouldPush(Exception):

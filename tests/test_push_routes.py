@@ -101,8 +101,10 @@ def test_auto_lets_the_engine_push_when_it_knows_the_layers(
     docker_env: str, docker_client: Any, fresh_registry: services.Registry, route_image: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    # The engine's digest reference at the registry (`docker images --digests`) goes with the
+    # last local tag of that repository: --keep-tags keeps both (as would a pulled base image).
     code, _, err = push(fresh_registry.host, docker_env, capsys, "--image", "route-app:1",
-                        "--name", "base", "--via", "engine")
+                        "--name", "base", "--via", "engine", "--keep-tags")
     assert code == 0, err
     derived, _ = docker_client.images.build(fileobj=_derived_context(), custom_context=True,
                                             tag="route-derived:1", rm=True)
@@ -152,9 +154,9 @@ def test_an_update_on_a_fresh_engine_is_exported_without_the_layers_the_registry
         code, first, err = push(proxy.host, docker_env, capsys, "--image", "fresh-build:1",
                                 "--name", "eph/app", "--tag", "1", "--tag", "latest")
         assert code == 0 and first["method"] == "export", err
-        docker_client.images.remove("fresh-build:1")
-        docker_client.images.remove(f"{proxy.host}/eph/app:1")
-        docker_client.images.remove(f"{proxy.host}/eph/app:latest")
+        docker_client.images.remove("fresh-build:1")  # its only name since jr-push untagged
+        assert all(proxy.host not in tag for s in docker_client.api.images()
+                   for tag in s.get("RepoTags") or ())
         second_id = services.build_image(docker_client, "fresh-build:2",
                                          {**shared, "new.bin": os.urandom(100_000)})
         before = proxy.count("POST", UPLOADS)
@@ -210,6 +212,7 @@ def test_sigterm_during_the_export_removes_it(
     assert b"interrupted" in err
     assert list(export_dir.iterdir()) == []
     assert fresh_registry.tags("route-big") == []
+    assert docker_client.api.inspect_image("route-big:1")["RepoTags"] == ["route-big:1"]  # untagged
     assert_absent(SECRET, out, err)
     assert_absent_in_tree(SECRET, [tmp_path])
     docker_client.images.remove("route-big:1")
@@ -277,9 +280,12 @@ class _ContainerdEngine:
     """Docker 29 with the containerd image store cannot run here (Debian ships 20.10): a stand-in
     that answers what jr-push asks and records the calls."""
 
+    IMAGE_ID = "sha256:" + "a" * 64
+
     def __init__(self) -> None:
         self.calls: list[str] = []
-        image = type("Image", (), {"id": "sha256:" + "a" * 64,
+        self.names: dict[str, str] = {"app:1": self.IMAGE_ID}
+        image = type("Image", (), {"id": self.IMAGE_ID,
                                    "attrs": {"Size": 10, "RootFS": {"Layers": ["sha256:" + "b" * 64]}}})
         self.images = type("Images", (), {"get": lambda _self, name: self._record("get", image)})()
         self.api = self
@@ -288,8 +294,23 @@ class _ContainerdEngine:
         self.calls.append(call)
         return result
 
-    def tag(self, *args: Any, **kwargs: Any) -> bool:
+    def inspect_image(self, name: str) -> dict[str, Any]:
+        import docker
+
+        if name == self.IMAGE_ID:
+            return {"Id": name, "RepoTags": [n for n, i in self.names.items() if i == name]}
+        if name not in self.names:
+            raise docker.errors.ImageNotFound(f"No such image: {name}")
+        return {"Id": self.names[name]}
+
+    def tag(self, image: str, repository: str, tag: str, **kwargs: Any) -> bool:
+        self.names[f"{repository}:{tag}"] = image
         return bool(self._record("tag", True))
+
+    def remove_image(self, name: str, **kwargs: Any) -> list[dict[str, str]]:
+        assert kwargs.get("noprune") is True
+        del self.names[name]
+        return list(self._record("untag", [{"Untagged": name}]))
 
     def login(self, **kwargs: Any) -> dict[str, str]:
         return dict(self._record("login", {"Status": "Login Succeeded"}))
@@ -319,6 +340,7 @@ def test_a_containerd_store_engine_pushes_itself() -> None:
     assert result.method == "engine" and result.digest == "sha256:" + "c" * 64
     assert engine.calls[:4] == ["get", "tag", "tag", "login"] and "info" in engine.calls
     assert {"push 1", "push latest"} <= set(engine.calls)
+    assert engine.calls[-2:] == ["untag", "untag"] and engine.names == {"app:1": engine.IMAGE_ID}
     with pytest.raises(JrError) as caught:
         export_push.push_local_image(_ContainerdEngine(), plan, creds, NullProgress(), route="export",
                                      environ={"DOCKER_HOST": "unix:///run/docker.sock"})

@@ -39,6 +39,7 @@ credentials (first found wins; no option takes a password):
 environment:
   JR_REGISTRY   default for --registry
   JR_PUSH_VIA   default for --via (auto, engine or export)
+  JR_KEEP_TAGS  1 for --keep-tags (0 or unset: the tags are removed)
   TMPDIR        where --via export/auto writes the temporary export (removed afterwards)
   DOCKER_HOST   the Docker engine (default unix:///var/run/docker.sock)
   REQUESTS_CA_BUNDLE, SSL_CERT_FILE   extra CA certificates (daemonless push over HTTPS)
@@ -81,6 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "engine pushes; export: exported from the engine and uploaded by jr-push "
                         "(a first push in about 0.7 of the engine's time); auto (default): "
                         "export unless the engine can reuse layers it knows (docs/push.md)")
+    parser.add_argument("--keep-tags", action=argparse.BooleanOptionalAction, default=None,
+                        help="with --image: leave the HOST:PORT/NAME:TAG tags made for the push on "
+                        "the local image. Default ($JR_KEEP_TAGS, else no): remove them when the "
+                        "push ends, pushed, failed or interrupted; a tag that named another image "
+                        "names it again; the image and its other tags stay (docs/push.md)")
     parser.add_argument("--username-env", metavar="NAME",
                         help=f"read the username from $NAME (default {DEFAULT_USERNAME_ENV})")
     parser.add_argument("--password-env", metavar="NAME",
@@ -122,17 +128,35 @@ def _route(args: argparse.Namespace) -> Route:
     return cast("Route", route)
 
 
+_YES = ("1", "true", "yes", "on")
+_NO = ("", "0", "false", "no", "off")
+
+
+def _keep_tags(args: argparse.Namespace) -> bool:
+    if args.keep_tags is not None:
+        return bool(args.keep_tags)
+    value = args.environ.get("JR_KEEP_TAGS", "")
+    if value.strip().lower() in _YES:
+        return True
+    if value.strip().lower() in _NO:
+        return False
+    raise UsageError(f"JR_KEEP_TAGS={value!r} is neither yes nor no.",
+                     hint="Set JR_KEEP_TAGS=1 to keep the tags jr-push makes, or 0 (or unset it).")
+
+
 def _push_engine(args: argparse.Namespace, registry: str, progress: ProgressSink) -> PushResult:
     from jenkins_registry import docker_engine, engine_push, export_push
 
     plan = engine_push.plan_push(args.image, registry=registry, repository=args.name, tags=args.tag)
     route = _route(args)
+    keep_tags = _keep_tags(args)
     credentials = _credentials(args, plan.registry)
     client = docker_engine.connect(args.environ)
     try:
         return export_push.push_local_image(client, plan, credentials, progress, route=route,
                                             environ=args.environ,
-                                            temp_dir=args.environ.get("TMPDIR") or None)
+                                            temp_dir=args.environ.get("TMPDIR") or None,
+                                            keep_tags=keep_tags)
     finally:
         client.close()
 
@@ -182,6 +206,9 @@ def handle_push(args: argparse.Namespace) -> int:
     if daemonless and args.via is not None:
         raise UsageError("--via applies to --image (a local image in the Docker engine).",
                          hint="--from-archive and --from-oci always upload without the engine.")
+    if daemonless and args.keep_tags is not None:
+        raise UsageError("--keep-tags applies to --image (a local image in the Docker engine).",
+                         hint="--from-archive and --from-oci tag nothing locally; drop the option.")
     if not daemonless and (args.jobs is not None or args.insecure or args.compression != "gzip"):
         raise UsageError(
             "--compression, --jobs and --insecure only apply to --from-archive / --from-oci.",
