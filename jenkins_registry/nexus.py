@@ -11,7 +11,11 @@ Facts (registry-notes.md §4; Nexus OpenAPI, nexus-repo-api-client-go `Repositor
   * `GET v1/security/realms/available` lists `{id, name}`; `PUT v1/security/realms/active` takes an
     ordered id list that *replaces* the active list, so the current list is read and DockerToken
     appended; older versions serve these under `beta/` instead of `v1/`;
-  * `GET`/`PUT v1/security/anonymous` with `{enabled, userId, realmName}`.
+  * `GET`/`PUT v1/security/anonymous` with `{enabled, userId, realmName}`;
+  * roles and users of the push account (registry-notes §7): `GET`/`POST`/`PUT
+    v1/security/roles[/<id>]`, `GET v1/security/users?userId=` (a prefix match), `POST`/`PUT
+    v1/security/users[/<id>]`, and `PUT v1/security/users/<id>/change-password` with a text/plain
+    body, the only way a password changes (nexus_account.py decides what to send).
 Every step reports created / updated / unchanged; a dry run takes the same path and only reads.
 """
 
@@ -105,19 +109,31 @@ class NexusClient:
         self.url = parse_url(url)
         self.username = username
         self._password = password
+        self._secrets = [password]  # every secret this client sends: redacted from Nexus' text
         self._session = session or requests.Session()
         self._realms_api = "v1"
 
     def __repr__(self) -> str:
         return f"NexusClient({self.url!r}, user={self.username!r})"
 
-    def _call(self, method: str, path: str, *, json: Any = None,
-              missing_ok: bool = False) -> requests.Response:
-        url = f"{self.url}/service/rest/{path}"
+    def _remember(self, secret: Secret) -> None:
+        if secret not in self._secrets:
+            self._secrets.append(secret)
+
+    def _send(self, method: str, path: str, *, json: Any = None, text: Secret | None = None,
+              auth: tuple[str, Secret] | None = None) -> requests.Response:
+        """One request (admin credentials unless *auth*); transport failures become JrErrors."""
+        user, password = auth or (self.username, self._password)
+        headers = {"Accept": "application/json"}
+        data = None
+        if text is not None:
+            headers["Content-Type"] = "text/plain; charset=utf-8"
+            data = text.reveal().encode("utf-8")
         try:
             response = self._session.request(
-                method, url, json=json, auth=(self.username, self._password.reveal()),
-                headers={"Accept": "application/json"}, timeout=TIMEOUT, allow_redirects=False,
+                method, f"{self.url}/service/rest/{path}", json=json, data=data,
+                auth=(user, password.reveal()), headers=headers, timeout=TIMEOUT,
+                allow_redirects=False,
             )
         except requests.exceptions.RequestException as exc:
             raise UnreachableError(
@@ -125,7 +141,13 @@ class NexusClient:
                 hint="Check --url (the web port, usually 8081), that Nexus has finished starting, "
                 "and that a firewall lets the port through.",
             ) from exc
-        log.debug("nexus %s %s -> %d", method, path, response.status_code)
+        log.debug("nexus %s %s (as %s) -> %d", method, path.split("?", 1)[0], user,
+                  response.status_code)
+        return response
+
+    def _call(self, method: str, path: str, *, json: Any = None, text: Secret | None = None,
+              missing_ok: bool = False) -> requests.Response:
+        response = self._send(method, path, json=json, text=text)
         status = response.status_code
         if status == 401:
             raise AuthenticationError(
@@ -150,8 +172,9 @@ class NexusClient:
         return response
 
     def _detail(self, response: requests.Response) -> str:
-        text = response.text.strip().replace("\n", " ")[:300]
-        text = redact(text, [self._password.reveal()])
+        # Redact before cutting short: a cut inside a secret would leave its start unredacted.
+        text = redact(response.text, [secret.reveal() for secret in self._secrets])
+        text = text.strip().replace("\n", " ")[:300]
         return f": {text}" if text else ""
 
     @staticmethod
@@ -211,6 +234,56 @@ class NexusClient:
     def set_anonymous(self, body: Mapping[str, Any]) -> None:
         self._call("PUT", "v1/security/anonymous", json=dict(body))
 
+    # security: roles
+    def get_role(self, role_id: str) -> dict[str, Any] | None:
+        response = self._call("GET", f"v1/security/roles/{quote(role_id, safe='')}", missing_ok=True)
+        if response.status_code == 404:
+            return None
+        body = self._json(response)
+        if not isinstance(body, dict):
+            raise ServerError("Nexus answered the role request with an unexpected shape.")
+        return body
+
+    def create_role(self, body: Mapping[str, Any]) -> None:
+        self._call("POST", "v1/security/roles", json=dict(body))
+
+    def update_role(self, role_id: str, body: Mapping[str, Any]) -> None:
+        self._call("PUT", f"v1/security/roles/{quote(role_id, safe='')}", json=dict(body))
+
+    # security: users
+    def find_user(self, user_id: str) -> dict[str, Any] | None:
+        """The user *user_id* exactly: Nexus' `userId` query is a prefix match."""
+        body = self._json(self._call("GET", f"v1/security/users?userId={quote(user_id, safe='')}"))
+        if not isinstance(body, list):
+            raise ServerError("Nexus answered the user search with an unexpected shape.")
+        found = [user for user in body if isinstance(user, dict) and user.get("userId") == user_id]
+        return found[0] if found else None
+
+    def create_user(self, body: Mapping[str, Any], password: Secret) -> None:
+        self._remember(password)
+        self._call("POST", "v1/security/users", json={**body, "password": password.reveal()})
+
+    def update_user(self, user_id: str, body: Mapping[str, Any]) -> None:
+        self._call("PUT", f"v1/security/users/{quote(user_id, safe='')}", json=dict(body))
+
+    def change_password(self, user_id: str, password: Secret) -> None:
+        self._remember(password)
+        self._call("PUT", f"v1/security/users/{quote(user_id, safe='')}/change-password",
+                   text=password)
+
+    def accepts_password(self, user_id: str, password: Secret) -> bool:
+        """Whether Nexus authenticates *user_id* with *password*: a request as that user, since a
+        password cannot be read back. Any answer but 401 means the login worked (a push account
+        may lack the privilege to list repositories: 403)."""
+        self._remember(password)
+        response = self._send("GET", "v1/repositories", auth=(user_id, password))
+        if response.status_code == 401:
+            return False
+        if response.status_code >= 500:
+            raise ServerError(f"Nexus answered HTTP {response.status_code} to a login check of "
+                              f"{user_id!r}{self._detail(response)}.")
+        return True
+
 
 # Plan -------------------------------------------------------------------------------------------
 class Outcome(StrEnum):
@@ -218,6 +291,12 @@ class Outcome(StrEnum):
     UPDATED = "updated"
     UNCHANGED = "unchanged"
     SKIPPED = "skipped"
+
+
+def docker_address(url: str, http_port: int) -> str:
+    """`HOST:PORT` Docker clients use for the repository: the --url host, the connector port."""
+    host = urlsplit(url).hostname or ""
+    return f"[{host}]:{http_port}" if ":" in host else f"{host}:{http_port}"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -13,7 +13,17 @@ uses, and enforces what the documentation says the server enforces (registry-not
   * `GET /service/rest/v1/security/realms/available` lists `{id, name}`; `PUT .../realms/active`
     takes an ordered id list that replaces the active list, each id must be an available realm;
     older versions serve the realms under `beta/` (option `realms_api="beta"`);
-  * `GET`/`PUT /service/rest/v1/security/anonymous` with `{enabled, userId, realmName}`.
+  * `GET`/`PUT /service/rest/v1/security/anonymous` with `{enabled, userId, realmName}`;
+  * the security API of the push account (registry-notes.md §7): roles (`GET`/`POST
+    .../security/roles`, `GET`/`PUT .../roles/<id>`: 404 when absent, ids must match, a 400 naming
+    an unknown privilege or role), users (`GET .../security/users?userId=` a prefix match, listed
+    without passwords; `POST .../users` with exactly `userId, firstName, lastName, emailAddress,
+    password, status, roles`; `PUT .../users/<id>` with `source` and no password;
+    `PUT .../users/<id>/change-password` only as text/plain), JSON bodies only as application/json
+    (415 otherwise), unknown fields refused; the privileges `nx-repository-view-docker-<repo>-*`
+    exist once the repository does; a user's roles grant admin (`nx-all`) or push (`...-add`)
+    rights, and only an active user authenticates;
+  * `GET /service/rest/v1/repositories`: any authenticated user, the repositories it may browse.
 The 400 body shape (a list of `{id, message}`) is not in the notes; the client only shows its text.
 
 Optionally a repository's HTTP connector is served too (`connector(name)`), answering `/v2/` as
@@ -37,7 +47,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from tests import services
 
@@ -55,6 +65,25 @@ AVAILABLE_REALMS = [
     {"id": "rutauth-realm", "name": "Rut Auth Realm"},
 ]
 
+# Roles every Nexus has (read-only); the privileges a fresh Nexus lists besides the per-repository ones.
+BUILTIN_ROLES: list[dict[str, Any]] = [
+    {"id": "nx-admin", "source": "default", "name": "nx-admin", "description": "Administrator Role",
+     "readOnly": True, "privileges": ["nx-all"], "roles": []},
+    {"id": "nx-anonymous", "source": "default", "name": "nx-anonymous",
+     "description": "Anonymous Role", "readOnly": True,
+     "privileges": ["nx-healthcheck-read", "nx-search-read", "nx-repository-view-*-*-browse",
+                    "nx-repository-view-*-*-read"], "roles": []},
+]
+BUILTIN_PRIVILEGES = {"nx-all", "nx-healthcheck-read", "nx-search-read", "nx-repository-view-*-*-*",
+                      "nx-repository-view-*-*-browse", "nx-repository-view-*-*-read",
+                      "nx-users-read", "nx-roles-read"}
+REPOSITORY_ACTIONS = ("browse", "read", "edit", "add", "delete", "*")
+USER_STATUSES = {"active", "locked", "disabled", "changepassword"}
+USER_CREATE_FIELDS = ("userId", "firstName", "lastName", "emailAddress", "password", "status", "roles")
+USER_UPDATE_FIELDS = ("userId", "firstName", "lastName", "emailAddress", "source", "status", "roles")
+USER_UPDATE_OPTIONAL = ("readOnly", "externalRoles")
+ROLE_FIELDS = ("id", "name", "description", "privileges", "roles")
+
 
 @dataclass
 class NexusState:
@@ -71,12 +100,54 @@ class NexusState:
     anonymous: dict[str, Any] = field(default_factory=lambda: {
         "enabled": False, "userId": "anonymous", "realmName": "NexusAuthorizingRealm"})
     realms_api: str = "v1"
-    log: list[tuple[str, str, Any]] = field(default_factory=list)  # method, path, JSON body
+    # Some servers quote the rejected request in a 400; the client must not pass that on.
+    echo_bad_requests: bool = False
+    roles: dict[str, dict[str, Any]] = field(
+        default_factory=lambda: {role["id"]: json.loads(json.dumps(role)) for role in BUILTIN_ROLES})
+    # Security API records (no passwords); a user only in `users` gets one on first use.
+    user_records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    log: list[tuple[str, str, Any]] = field(default_factory=list)  # method, path, body (JSON or text)
     tokens: dict[str, str] = field(default_factory=dict)  # token -> user
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def writes(self) -> list[tuple[str, str, Any]]:
         return [entry for entry in self.log if entry[0] != "GET"]
+
+    def record(self, user_id: str) -> dict[str, Any] | None:
+        if user_id not in self.user_records and user_id in self.users:
+            self.user_records[user_id] = {
+                "userId": user_id, "firstName": user_id, "lastName": "User",
+                "emailAddress": f"{user_id}@example.org", "source": "default", "status": "active",
+                "readOnly": False, "roles": ["nx-admin"] if user_id in self.admins else [],
+                "externalRoles": [],
+            }
+        return self.user_records.get(user_id)
+
+    def privileges_of(self, user_id: str) -> set[str]:
+        record = self.record(user_id)
+        pending, seen, privileges = list(record["roles"] if record else []), set(), set()
+        while pending:  # roles contain roles; `seen` stops a cycle
+            role = self.roles.get(pending.pop())
+            if role is None or role["id"] in seen:
+                continue
+            seen.add(role["id"])
+            privileges.update(role["privileges"])
+            pending.extend(role["roles"])
+        return privileges
+
+    def known_privileges(self) -> set[str]:
+        """As Nexus: a repository's view privileges appear when the repository is created."""
+        return BUILTIN_PRIVILEGES | {f"nx-repository-view-docker-{name}-{action}"
+                                     for name in self.repositories for action in REPOSITORY_ACTIONS}
+
+    def is_admin(self, user_id: str) -> bool:
+        return user_id in self.admins or "nx-all" in self.privileges_of(user_id)
+
+    def may(self, user_id: str, repository: str, action: str) -> bool:
+        held = self.privileges_of(user_id)
+        return bool({"nx-all", f"nx-repository-view-docker-{repository}-{action}",
+                     f"nx-repository-view-docker-{repository}-*", f"nx-repository-view-*-*-{action}",
+                     "nx-repository-view-*-*-*"} & held)
 
 
 class _BadRequest(Exception):
@@ -130,6 +201,75 @@ def _validate_repository(state: NexusState, body: Any) -> dict[str, Any]:
     }
 
 
+def _exact_fields(body: Any, required: tuple[str, ...], optional: tuple[str, ...] = ()
+                  ) -> dict[str, Any]:
+    """A JSON object with the documented fields only; each required one present."""
+    if not isinstance(body, dict):
+        raise _BadRequest("*", "request body must be a JSON object")
+    unknown = sorted(set(body) - set(required) - set(optional))
+    if unknown:
+        raise _BadRequest(f"PARAMETER {unknown[0]}", f"Unrecognized field {unknown[0]}")
+    for key in required:
+        if body.get(key) is None or body.get(key) == "":
+            raise _BadRequest(f"PARAMETER {key}", "may not be empty")
+    return body
+
+
+def _string_list(body: dict[str, Any], key: str) -> list[str]:
+    value = body.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise _BadRequest(f"PARAMETER {key}", "must be a list of strings")
+    return list(value)
+
+
+def _check_roles(state: NexusState, roles: list[str], *, own_id: str | None = None) -> None:
+    unknown = [role for role in roles if role not in state.roles or role == own_id]
+    if unknown:
+        raise _BadRequest("PARAMETER roles", f"Unknown roles: {', '.join(unknown)}")
+
+
+def _validate_role(state: NexusState, body: Any) -> dict[str, Any]:
+    """RoleXORequest; returns the stored RoleXOResponse."""
+    body = _exact_fields(body, ("id", "name"), ("description", "privileges", "roles"))
+    for key in ("id", "name", "description"):
+        if body.get(key) is not None and not isinstance(body[key], str):
+            raise _BadRequest(f"PARAMETER {key}", "must be a string")
+    privileges = _string_list(body, "privileges")
+    unknown = [p for p in privileges if p not in state.known_privileges()]
+    if unknown:
+        raise _BadRequest("PARAMETER privileges", f"Unknown privileges: {', '.join(unknown)}")
+    roles = _string_list(body, "roles")
+    _check_roles(state, roles, own_id=body["id"])
+    return {"id": body["id"], "source": "default", "name": body["name"],
+            "description": body.get("description") or "", "readOnly": False,
+            "privileges": privileges, "roles": roles}
+
+
+def _validate_user(state: NexusState, body: Any, *, create: bool) -> dict[str, Any]:
+    """ApiCreateUser (create) or ApiUser (update); returns the stored record, no password."""
+    if create:
+        body = _exact_fields(body, USER_CREATE_FIELDS)
+    else:
+        body = _exact_fields(body, USER_UPDATE_FIELDS, USER_UPDATE_OPTIONAL)
+    for key in ("userId", "firstName", "lastName", "emailAddress", "status", "password", "source"):
+        if key in body and not isinstance(body[key], str):
+            raise _BadRequest(f"PARAMETER {key}", "must be a string")
+    if not re.match(r"^[^@\s]+@[^@\s]+$", body["emailAddress"]):
+        raise _BadRequest("PARAMETER emailAddress", "not a well-formed email address")
+    if body["status"] not in USER_STATUSES:
+        raise _BadRequest("PARAMETER status", f"must be one of {sorted(USER_STATUSES)}")
+    roles = _string_list(body, "roles")
+    if not roles:
+        raise _BadRequest("PARAMETER roles", "may not be empty")
+    _check_roles(state, roles)
+    return {"userId": body["userId"], "firstName": body["firstName"], "lastName": body["lastName"],
+            "emailAddress": body["emailAddress"], "source": body.get("source", "default"),
+            "status": body["status"], "readOnly": False, "roles": roles,
+            "externalRoles": _string_list(body, "externalRoles")}
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
@@ -148,11 +288,20 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
+    def _content_type(self) -> str:
+        return (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+
     def _body(self) -> Any:
+        """JSON, or the text of a text/plain body (change-password)."""
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         if not raw:
             return None
+        if self._content_type() == "text/plain":
+            try:
+                return raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return _INVALID
         try:
             return json.loads(raw)
         except ValueError:
@@ -167,7 +316,10 @@ class _Handler(BaseHTTPRequestHandler):
         except (ValueError, UnicodeDecodeError):
             return None
         state = self.server.state
-        return user if state.users.get(user) == password and password else None
+        if not password or state.users.get(user) != password:
+            return None
+        record = state.record(user)
+        return user if record is None or record["status"] == "active" else None
 
     def do_GET(self) -> None:
         self._dispatch("GET")
@@ -183,7 +335,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         body = self._body() if method in ("POST", "PUT") else None
-        path = urlsplit(self.path).path
+        parts = urlsplit(self.path)
+        path = parts.path
+        self.query = {key: values[0] for key, values in parse_qs(parts.query).items()}
         state = self.server.state
         with state.lock:
             state.log.append((method, path, body))
@@ -202,17 +356,30 @@ class _Handler(BaseHTTPRequestHandler):
         if user is None:
             self._send(401, None, {"WWW-Authenticate": BASIC_CHALLENGE})
             return
-        if user not in state.admins:
+        rest = path[len("/service/rest/"):]
+        if rest == "v1/repositories" and method == "GET":  # any user: what it may browse
+            self._send(200, [{"name": name, "format": repo.get("format", "docker"),
+                              "type": repo.get("type", "hosted"), "url": repo.get("url"),
+                              "attributes": {}}
+                             for name, repo in state.repositories.items()
+                             if state.may(user, name, "browse")])
+            return
+        if not state.is_admin(user):
             self._send(403, None)
             return
+        if method in ("POST", "PUT") and body is not None:
+            wanted = "text/plain" if rest.endswith("/change-password") else "application/json"
+            if self._content_type() != wanted:
+                self._send(415, {"message": f"Content-Type must be {wanted}"})
+                return
         if body is _INVALID:
             self._send(400, [{"id": "*", "message": "Unable to parse the request body"}])
             return
-        rest = path[len("/service/rest/"):]
         try:
             self._route(method, rest, body)
         except _BadRequest as exc:
-            self._send(400, [{"id": exc.field_id, "message": exc.message}])
+            echo = f" (request: {json.dumps(body)})" if state.echo_bad_requests else ""
+            self._send(400, [{"id": exc.field_id, "message": exc.message + echo}])
 
     def _route(self, method: str, rest: str, body: Any) -> None:
         state = self.server.state
@@ -277,7 +444,85 @@ class _Handler(BaseHTTPRequestHandler):
                 state.anonymous = {"enabled": enabled, "userId": user_id, "realmName": realm}
                 self._send(200, state.anonymous)
                 return
+        if rest.startswith("v1/security/roles"):
+            self._roles(method, rest[len("v1/security/roles"):], body)
+            return
+        if rest.startswith("v1/security/users"):
+            self._users(method, rest[len("v1/security/users"):], body)
+            return
         self._send(404, None)
+
+    def _roles(self, method: str, tail: str, body: Any) -> None:
+        state = self.server.state
+        if tail == "" and method == "GET":
+            self._send(200, list(state.roles.values()))
+            return
+        if tail == "" and method == "POST":
+            role = _validate_role(state, body)
+            if role["id"] in state.roles:
+                raise _BadRequest("PARAMETER id", f"Role {role['id']} already exists")
+            state.roles[role["id"]] = role
+            self._send(200, role)
+            return
+        role_id = unquote(tail[1:]) if tail.startswith("/") and "/" not in tail[1:] else None
+        current = state.roles.get(role_id or "")
+        if role_id is None or method not in ("GET", "PUT"):
+            self._send(404, None)
+            return
+        if current is None:
+            self._send(404, {"message": f"Role {role_id} not found"})
+            return
+        if method == "GET":
+            self._send(200, current)
+            return
+        role = _validate_role(state, body)
+        if role["id"] != role_id:
+            raise _BadRequest("PARAMETER id", f"The role id {role['id']} does not match {role_id}")
+        if current["readOnly"]:
+            raise _BadRequest("*", f"Role {role_id} is read only")
+        state.roles[role_id] = role
+        self._send(204, None)
+
+    def _users(self, method: str, tail: str, body: Any) -> None:
+        state = self.server.state
+        for user_id in state.users:
+            state.record(user_id)
+        if tail == "" and method == "GET":
+            prefix, source = self.query.get("userId", ""), self.query.get("source")
+            self._send(200, [dict(record) for uid, record in sorted(state.user_records.items())
+                             if uid.startswith(prefix) and source in (None, record["source"])])
+            return
+        if tail == "" and method == "POST":
+            record = _validate_user(state, body, create=True)
+            if record["userId"] in state.user_records:
+                raise _BadRequest("PARAMETER userId", f"User {record['userId']} already exists")
+            state.users[record["userId"]] = body["password"]
+            state.user_records[record["userId"]] = record
+            self._send(200, record)
+            return
+        segments = tail[1:].split("/") if tail.startswith("/") else []
+        if method != "PUT" or len(segments) not in (1, 2) or segments[1:] not in ([], ["change-password"]):
+            self._send(404, None)
+            return
+        user_id = unquote(segments[0])
+        current = state.user_records.get(user_id)
+        if current is None:
+            self._send(404, {"message": f"User {user_id} not found"})
+            return
+        if segments[1:] == ["change-password"]:
+            if not isinstance(body, str) or not body:
+                raise _BadRequest("*", "the new password may not be empty")
+            state.users[user_id] = body
+            self._send(204, None)
+            return
+        record = _validate_user(state, body, create=False)
+        if record["userId"] != user_id:
+            raise _BadRequest("PARAMETER userId", f"The user id {record['userId']} does not match "
+                              f"{user_id}")
+        if record["source"] != current["source"]:
+            raise _BadRequest("PARAMETER source", f"User {user_id} is in source {current['source']}")
+        state.user_records[user_id] = record
+        self._send(204, None)
 
     # Docker connector
     def _connector(self, method: str, path: str) -> None:
@@ -317,7 +562,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         match = re.match(r"^/v2/(.+)/blobs/uploads/([^/]*)$", path)
         if match and method == "POST" and not match.group(2):
-            if user not in state.writers:
+            if user not in state.writers and not state.may(user, self.server.connector or "", "add"):
                 self._send(403, {"errors": [{"code": "DENIED",
                                              "message": "requested access to the resource is denied"}]})
                 return
