@@ -15,10 +15,10 @@ import logging
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from jenkins_registry import daemon_config
+from jenkins_registry.checklist import CheckResult, Status, failures
 from jenkins_registry.credentials import (
     DEFAULT_PASSWORD_ENV,
     DEFAULT_USERNAME_ENV,
@@ -53,24 +53,6 @@ PROBE_REPOSITORY = "jenkins-registry/doctor-probe"
 CONNECT_TIMEOUT = 3.0
 
 
-class Status(StrEnum):
-    OK = "ok"
-    INFO = "info"
-    WARN = "warn"
-    FAIL = "fail"  # blocks a push
-    SKIP = "skip"
-
-
-@dataclass(frozen=True, kw_only=True)
-class CheckResult:
-    """One line of the checklist: what was checked, the verdict, and the fix when needed."""
-
-    name: str
-    status: Status
-    summary: str
-    fix: str | None = None
-
-
 @dataclass(frozen=True, kw_only=True)
 class Report:
     registry: str
@@ -78,7 +60,7 @@ class Report:
 
     @property
     def failures(self) -> tuple[CheckResult, ...]:
-        return tuple(r for r in self.results if r.status is Status.FAIL)
+        return failures(self.results)
 
     @property
     def ok(self) -> bool:

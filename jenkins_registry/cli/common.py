@@ -12,9 +12,13 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from jenkins_registry.credentials import Secret
 from jenkins_registry.errors import ExitCode, JrError, redact
+
+if TYPE_CHECKING:
+    from jenkins_registry.checklist import CheckResult
 
 log = logging.getLogger("jenkins_registry")
 
@@ -84,6 +88,17 @@ def prompt_text(question: str) -> str:
 
 def prompt_secret(question: str) -> str:
     return getpass.getpass(question, stream=sys.stderr)
+
+
+_CHECK_TAGS = {"ok": "[ ok ]", "info": "[info]", "warn": "[warn]", "fail": "[FAIL]", "skip": "[skip]"}
+
+
+def print_checklist(results: Sequence[CheckResult]) -> None:
+    """One line per check (`[FAIL] name: summary`), the fix under each failure or warning."""
+    for result in results:
+        print(f"{_CHECK_TAGS[result.status.value]} {result.name}: {result.summary}")
+        if result.fix and result.status.value in ("fail", "warn"):
+            print(f"       fix: {result.fix}")
 
 
 def _safe(text: str) -> str:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from jenkins_registry.cli.common import add_common_options
+from jenkins_registry.cli.common import add_common_options, print_checklist
 from jenkins_registry.errors import CheckFailedError
-
-_TAGS = {"ok": "[ ok ]", "info": "[info]", "warn": "[warn]", "fail": "[FAIL]", "skip": "[skip]"}
 
 
 def register(subparsers: Any) -> None:
@@ -50,10 +48,7 @@ def _doctor(args: argparse.Namespace) -> int:
         for client in clients:
             client.close()
     print(f"jr doctor: {report.registry}")
-    for result in report.results:
-        print(f"{_TAGS[result.status.value]} {result.name}: {result.summary}")
-        if result.fix and result.status.value in ("fail", "warn"):
-            print(f"       fix: {result.fix}")
+    print_checklist(report.results)
     if not report.ok:
         names = ", ".join(r.name for r in report.failures)
         raise CheckFailedError(f"{len(report.failures)} check(s) block a push: {names}.")
