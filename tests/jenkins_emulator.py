@@ -71,6 +71,33 @@ CREDENTIAL_TYPES: dict[str, tuple[str, tuple[str, ...]]] = {
     STRING_CREDENTIALS_CLASS: ("Secret text", ("secret",)),  # spec §3a, last bullet
 }
 
+# Installed plugins (spec §7b): short name → version. The defaults are what the rendered jobs use
+# (`jr jenkins check` asks for them); tests remove or disable entries through `JenkinsState.plugins`.
+DEFAULT_PLUGINS = {
+    "credentials": "1389.vd7a_b_f5fa_50a_2",
+    "credentials-binding": "681.vf91669a_32e45",
+    "plain-credentials": "183.va_de8f1dd5a_2b_",
+    "workflow-job": "1436.vfa_244484591f",
+    "workflow-cps": "3969.vdc9d3a_efcc6a_",
+    "workflow-basic-steps": "1058.vcb_fc1e3a_21a_9",
+    "workflow-durable-task-step": "1371.vb_7cec8f3b_95e",
+    "pipeline-model-definition": "2.2218.v56d0cda_37c72",
+    "git": "5.5.2",
+    "cloudbees-folder": "6.955.v81e2a_35c08d3",
+}
+PLUGIN_CLASS = "hudson.PluginWrapper"
+
+
+@dataclass
+class Plugin:
+    """One entry of the plugin manager; `enabled` False is a plugin switched off in the UI (it is
+    then not active after the restart that follows; spec §7b lists both flags)."""
+
+    version: str
+    active: bool = True
+    enabled: bool = True
+
+
 DOMAIN_WRAPPER_CLASS = "com.cloudbees.plugins.credentials.CredentialsStoreAction$DomainWrapper"
 UNSAFE_NAME_CHARS = "?*/\\%!@#$^&|<>[]:;"  # Jenkins.checkGoodName (spec §2.3 step 5)
 NO_VALID_CRUMB = "No valid crumb was included in the request"  # CrumbFilter (spec §2.2)
@@ -284,7 +311,7 @@ class JenkinsState:
         self.users: dict[str, User] = {}
         self.anonymous_read = False
         self.csrf_enabled = True  # crumbIssuer answers 404 when protection is disabled (spec §2.2)
-        self.credentials_plugin = True  # False: every credentials store URL answers 404
+        self.plugins: dict[str, Plugin] = {name: Plugin(version) for name, version in DEFAULT_PLUGINS.items()}
         self.cookie_name = f"JSESSIONID.{secrets.token_hex(4)}"  # random per start (spec §2.2)
         self.instance_session = secrets.token_hex(4)
         self.salt = secrets.token_hex(16)
@@ -294,6 +321,19 @@ class JenkinsState:
         self.log: list[LoggedRequest] = []
         # Test hook, not Jenkins behaviour: (method or "*", path prefix) → what to answer instead.
         self.faults: dict[tuple[str, str], Fault] = {}
+
+    @property
+    def credentials_plugin(self) -> bool:
+        """False when the credentials plugin is absent or inactive: every store URL answers 404."""
+        plugin = self.plugins.get("credentials")
+        return plugin is not None and plugin.active
+
+    @credentials_plugin.setter
+    def credentials_plugin(self, installed: bool) -> None:
+        if installed:
+            self.plugins["credentials"] = Plugin(DEFAULT_PLUGINS["credentials"])
+        else:
+            self.plugins.pop("credentials", None)
 
     def crumb(self, user: str, session: str) -> str:
         # DefaultCrumbIssuer: SHA-256 over authName;sessionId plus a salt; no client IP since 2.543
@@ -634,6 +674,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._crumb_issuer(user)
             if segments == ["me", "api", "json"] and method == "GET":
                 return self._me(user, request)
+            if segments == ["pluginManager", "api", "json"] and method == "GET":
+                return self._plugins(request)
             return _Router(self.state, request, self._jenkins_headers()).group(self.state.root, segments)
 
     def _crumb_issuer(self, user: User | None) -> _Reply:
@@ -658,6 +700,22 @@ class _Handler(BaseHTTPRequestHandler):
         doc: dict[str, Any] = {"_class": "hudson.model.User", "absoluteUrl": f"http://{request.host}/user/{user.name}",
                "description": None, "fullName": user.name, "id": user.name, "property": []}
         return _Reply(200, json.dumps(doc), self._jenkins_headers(), "application/json;charset=utf-8")
+
+
+    def _plugins(self, request: _Request) -> _Reply:
+        """PluginManager's api/json (spec §7b): the entries carry their fields at depth=1 or when
+        `tree` names them (at depth 0 they are empty); Overall/Read suffices."""
+        shallow = request.param("depth") in (None, "0") and request.param("tree") is None
+        plugins: list[dict[str, Any]] = []
+        for name, plugin in sorted(self.state.plugins.items()):
+            if shallow:
+                plugins.append({})
+                continue
+            plugins.append({"active": plugin.active, "enabled": plugin.enabled, "hasUpdate": False,
+                            "longName": name.replace("-", " ").title() + " Plugin", "pinned": False,
+                            "shortName": name, "version": plugin.version})
+        router = _Router(self.state, request, self._jenkins_headers())
+        return router.json({"_class": "hudson.LocalPluginManager", "plugins": plugins})
 
 
 @dataclass

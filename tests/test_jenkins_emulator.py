@@ -488,3 +488,31 @@ def test_stop_closes_the_port_and_open_connections(emu: JenkinsEmulator) -> None
         pass
     with pytest.raises(requests.ConnectionError):
         token.get(f"http://127.0.0.1:{port}/", timeout=5)
+
+
+def test_plugin_manager_lists_plugins_at_depth_1(emu: JenkinsEmulator) -> None:
+    s = session(emu, TOKEN)
+    shallow = s.get(emu.url + "pluginManager/api/json").json()
+    assert shallow["plugins"] and all(entry == {} for entry in shallow["plugins"])
+    emu.state.plugins["git"].active = False
+    del emu.state.plugins["cloudbees-folder"]
+    deep = s.get(emu.url + "pluginManager/api/json?depth=1").json()
+    by_name = {p["shortName"]: p for p in deep["plugins"]}
+    assert "cloudbees-folder" not in by_name
+    assert by_name["git"]["active"] is False and by_name["git"]["enabled"] is True
+    assert by_name["credentials-binding"]["active"] is True
+    small = s.get(emu.url + "pluginManager/api/json?tree=plugins[shortName,active]").json()
+    assert {"shortName": "git", "active": False} in small["plugins"]
+    # The read-only user may list plugins (Overall/Read); anonymous may not.
+    assert session(emu, "reader-token", "reader").get(emu.url + "pluginManager/api/json").status_code == 200
+    assert requests.get(emu.url + "pluginManager/api/json?depth=1", timeout=10).status_code == 403
+
+
+def test_credentials_plugin_switch_follows_the_plugin_list(emu: JenkinsEmulator) -> None:
+    s = session(emu, TOKEN)
+    store = emu.url + "credentials/store/system/domain/_/api/json"
+    assert s.get(store).status_code == 200
+    emu.state.plugins["credentials"].active = False
+    assert s.get(store).status_code == 404
+    emu.state.credentials_plugin = True
+    assert s.get(store).status_code == 200
