@@ -23,7 +23,7 @@ from jenkins_registry import render
 from jenkins_registry.credentials import Secret
 from jenkins_registry.jenkins_client import JenkinsSettings, connect
 from jenkins_registry.jenkins_provision import LiveWriter, Provisioner
-from jenkins_registry.job_spec import CredentialSpec, JobSpec, JobType, PushSpec
+from jenkins_registry.job_spec import CredentialSpec, JobSpec, JobType, PushSpec, ScmSpec
 from tests.jenkins_emulator import JenkinsEmulator
 
 USER, TOKEN = "bench", "bench-token-0123456789abcdef"
@@ -37,7 +37,8 @@ def job_configs(count: int) -> list[tuple[str, str]]:
         job_type: JobType = "pipeline" if i % 2 == 0 else "freestyle"
         push = PushSpec(registry="10.211.55.6:8082", image=f"team/app-{i:03d}",
                         tags=("latest", "${BUILD_NUMBER}"))
-        spec = JobSpec(job_type=job_type, push=push, credentials_id="docker-registry-login")
+        spec = JobSpec(job_type=job_type, push=push, credentials_id="docker-registry-login",
+                       scm=ScmSpec(url=f"https://git.example.com/team/app-{i:03d}.git"))
         jobs.append((f"app-{i:03d}", render.render_job_xml(spec)))
     return jobs
 

@@ -16,6 +16,24 @@ Runner = Literal["jr", "docker"]
 
 
 @dataclass(frozen=True, kw_only=True)
+class BuildOptions:
+    """How the build step runs `docker build` (used only when PushSpec.build is true).
+
+    Values of build_args and labels may hold `${NAME}` references, expanded by the agent's shell.
+    The OCI labels (revision from $GIT_COMMIT, source URL) are added when the build has a source:
+    oci_source, else the job's git URL; oci_labels=False leaves them out.
+    """
+
+    dockerfile: str | None = None
+    context: str = "."
+    build_args: tuple[tuple[str, str], ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+    pull: bool = False
+    oci_labels: bool = True
+    oci_source: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class PushSpec:
     """What the build step pushes: registry, image, tags, and how (jr-push or the docker CLI)."""
 
@@ -26,27 +44,35 @@ class PushSpec:
     runner: Runner = "jr"
     username_variable: str = "DOCKER_LOGIN_USERNAME"
     password_variable: str = "DOCKER_LOGIN_PASSWORD"
+    build_options: BuildOptions = BuildOptions()
 
 
 @dataclass(frozen=True, kw_only=True)
 class ScmSpec:
-    """A Jenkinsfile taken from git instead of an inline script (CpsScmFlowDefinition)."""
+    """The git repository a job checks out (GitSCM): URL, branch spec, checkout credential."""
 
     url: str
     branch: str = "*/main"
-    script_path: str = "Jenkinsfile"
     credentials_id: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
 class JobSpec:
-    """A job to render and apply: its type, what it pushes, and with which Jenkins credential."""
+    """A job to render and apply.
+
+    Two shapes: a job that builds and pushes (`push` and `credentials_id` set; `scm` is the source
+    it checks out), or, with `script_path`, a pipeline that runs the Jenkinsfile at that path in
+    `scm` (CpsScmFlowDefinition), where everything else lives in that Jenkinsfile.
+    """
 
     job_type: JobType
-    push: PushSpec
-    credentials_id: str
+    push: PushSpec | None = None
+    credentials_id: str | None = None
     description: str = ""
     scm: ScmSpec | None = None
+    script_path: str | None = None
+    agent: str | None = None  # a label expression; None: any agent
+    concurrent: bool = True
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -28,7 +28,14 @@ from jenkins_registry.errors import (
     redact,
 )
 from jenkins_registry.escaping import validate_credential_id, validate_jenkins_name
-from jenkins_registry.job_spec import MANAGED_MARKER, CredentialSpec, JobSpec, PushSpec, ScmSpec
+from jenkins_registry.job_spec import (
+    MANAGED_MARKER,
+    BuildOptions,
+    CredentialSpec,
+    JobSpec,
+    PushSpec,
+    ScmSpec,
+)
 
 if TYPE_CHECKING:
     import jinja2
@@ -92,6 +99,7 @@ def environment() -> jinja2.Environment:
         groovy_block=escaping.groovy_block,
         sh=escaping.shell_word,
         sh_tag=escaping.shell_tag_word,
+        sh_template=escaping.shell_tag_word,
         sh_var=escaping.shell_variable,
     )
     return env
@@ -181,6 +189,142 @@ def validate_tag(tag: str, reserved_variables: Collection[str] = ()) -> str:
     return tag
 
 
+# A `--label` key: Docker takes any text before the first '='; we keep to the reverse-DNS style
+# the OCI annotations use, so a key never needs quoting or expands anything.
+_LABEL_KEY = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._/-]*[A-Za-z0-9])?")
+OCI_REVISION = "org.opencontainers.image.revision"
+OCI_SOURCE = "org.opencontainers.image.source"
+
+
+def validate_expandable(value: str, what: str, reserved_variables: Collection[str] = ()) -> str:
+    """A value whose `${NAME}` parts the agent's shell expands (a build argument, a label).
+
+    Any other `$` is refused (it would be ambiguous), and so is a reference to a credential
+    variable: build arguments and labels are stored in the image, readable by anyone who pulls it.
+    """
+    escaping.refuse_control_characters(value, what)
+    if "$" in escaping.SHELL_REFERENCE.sub("", value):
+        raise UsageError(
+            f"The {what} {escaping.describe(value)} has a '$' that is not a ${{NAME}} reference.",
+            hint="Write a shell variable as ${NAME} (in single quotes, so that your own shell "
+            "leaves it alone); a literal '$' cannot be rendered.",
+        )
+    for name in escaping.shell_references(value):
+        if name in reserved_variables:
+            raise UnsafeValueError(
+                f"The {what} {escaping.describe(value)} references ${{{name}}}, a credential "
+                "variable.",
+                hint="Build arguments and labels are stored in the image; never put the registry "
+                "login in them.",
+            )
+    return value
+
+
+def _validate_path(value: str, option: str) -> str:
+    escaping.refuse_control_characters(value, f"{option} path")
+    if not value:
+        raise UsageError(f"{option} is empty.", hint=f"Give a path relative to the workspace, e.g. "
+                         f"{option} {'docker/Dockerfile' if option == '--dockerfile' else '.'}.")
+    if value.startswith("-"):
+        raise UsageError(f"The {option} path {escaping.describe(value)} starts with '-', which "
+                         "docker would read as an option.", hint=f"Write it as ./{value}.")
+    return value
+
+
+def _has_password(url: str) -> bool:
+    try:
+        return "://" in url and urlsplit(url).password is not None
+    except ValueError:
+        return False
+
+
+def _check_url(url: str, what: str, option: str) -> str:
+    """A git or web URL: no control character, no password (neither is echoed: both may hold one)."""
+    if not url:
+        raise UsageError(f"The {what} is empty.", hint=f"Pass {option} with the repository URL.")
+    if any(escaping.is_control(ch) for ch in url):
+        raise UnsafeValueError(f"The {what} contains a control character.")
+    if _has_password(url):
+        raise UnsafeValueError(
+            f"The {what} contains a password; it would be stored in the job and the image.",
+            hint="Remove the user:password part and store the git login as a Jenkins credential "
+            "(--scm-credentials-id).",
+        )
+    return url
+
+
+def public_url(url: str) -> str:
+    """*url* without a user part (`https://user@host/x` → `https://host/x`), for an image label."""
+    if "://" in url:
+        scheme, rest = url.split("://", 1)
+        authority, slash, path = rest.partition("/")
+        return f"{scheme}://{authority.rpartition('@')[2]}{slash}{path}"
+    scp = re.fullmatch(r"[^/@:]+@([^/:]+:.*)", url)  # git's scp-like form user@host:path
+    return scp.group(1) if scp else url
+
+
+@dataclass(frozen=True, kw_only=True)
+class ValidatedBuild:
+    """Validated BuildOptions as the templates see them, OCI labels decided."""
+
+    dockerfile: str | None
+    context: str
+    pull: bool
+    build_args: tuple[tuple[str, str], ...]
+    labels: tuple[tuple[str, str], ...]
+    oci_revision: bool  # add org.opencontainers.image.revision="${GIT_COMMIT:-}"
+    oci_source: str | None  # the source label's URL; None: no source label
+
+
+def validate_build(options: BuildOptions, source_url: str | None,
+                   reserved_variables: Collection[str]) -> ValidatedBuild:
+    """Check the build options; *source_url* is the job's git URL (the OCI source by default)."""
+    build_args = []
+    for name, value in options.build_args:
+        escaping.validate_variable_name(name, "build argument name")
+        build_args.append((name, validate_expandable(value, f"value of build argument {name}",
+                                                     reserved_variables)))
+    labels = []
+    for key, value in options.labels:
+        escaping.refuse_control_characters(key, "label key")
+        if not _LABEL_KEY.fullmatch(key):
+            raise UsageError(f"The label key {escaping.describe(key)} is not valid.",
+                             hint="Use letters, digits, '.', '-', '_' and '/', starting and ending "
+                             "with a letter or digit, e.g. --label org.example.team=web.")
+        labels.append((key, validate_expandable(value, f"value of label {key}", reserved_variables)))
+    if options.oci_source is not None and not options.oci_labels:
+        raise UsageError("--oci-source and --no-oci-labels contradict each other.",
+                         hint="Drop one of them.")
+    source = options.oci_source if options.oci_source is not None else source_url
+    if source is not None:
+        source = public_url(_check_url(source, "OCI source URL", "--oci-source"))
+    given = {key for key, _ in labels}
+    with_oci = options.oci_labels and source is not None
+    return ValidatedBuild(
+        dockerfile=None if options.dockerfile is None else _validate_path(options.dockerfile,
+                                                                           "--dockerfile"),
+        context=_validate_path(options.context, "--context"), pull=options.pull,
+        build_args=tuple(build_args), labels=tuple(labels),
+        oci_revision=with_oci and OCI_REVISION not in given,
+        oci_source=source if with_oci and OCI_SOURCE not in given else None,
+    )
+
+
+_BUILD_OPTION_NAMES = {"dockerfile": "--dockerfile", "context": "--context",
+                      "build_args": "--build-arg", "labels": "--label", "pull": "--pull",
+                      "oci_labels": "--no-oci-labels", "oci_source": "--oci-source"}
+
+
+def _refuse_unused_build_options(options: BuildOptions) -> None:
+    """Without the build step the build options would be silently ignored: refuse them."""
+    defaults = BuildOptions()
+    given = [option for field, option in _BUILD_OPTION_NAMES.items()
+             if getattr(options, field) != getattr(defaults, field)]
+    if given:
+        raise UsageError(f"{', '.join(given)} only apply to the build step, which --no-build drops.",
+                         hint="Drop them, or drop --no-build to build the image in the job.")
+
+
 @dataclass(frozen=True, kw_only=True)
 class ValidatedPush:
     """A validated PushSpec as the templates see it (tags defaulted and de-duplicated)."""
@@ -194,10 +338,14 @@ class ValidatedPush:
     password_variable: str
     default_variables: bool
     digest_file: str
+    build_options: ValidatedBuild | None  # None without the build step
 
 
-def validate_push(push: PushSpec) -> ValidatedPush:
-    """Check every field of *push*; raise UnsafeValueError / InvalidReferenceError / UsageError."""
+def validate_push(push: PushSpec, *, source_url: str | None = None) -> ValidatedPush:
+    """Check every field of *push*; raise UnsafeValueError / InvalidReferenceError / UsageError.
+
+    *source_url* is the git repository the job checks out, the default OCI source label.
+    """
     registry = validate_registry(push.registry)
     image = validate_image(push.image)
     if push.runner not in ("jr", "docker"):
@@ -210,12 +358,15 @@ def validate_push(push: PushSpec) -> ValidatedPush:
                          hint="Keep the defaults DOCKER_LOGIN_USERNAME / DOCKER_LOGIN_PASSWORD.")
     reserved = (username_var, password_var)
     tags = tuple(dict.fromkeys(validate_tag(tag, reserved) for tag in push.tags)) or (DEFAULT_TAG,)
+    if not push.build:
+        _refuse_unused_build_options(push.build_options)
+    build = validate_build(push.build_options, source_url, reserved) if push.build else None
     return ValidatedPush(
         registry=registry, image=image, tags=tags, build=bool(push.build), runner=push.runner,
         username_variable=username_var, password_variable=password_var,
         default_variables=(username_var, password_var)
         == (DEFAULT_USERNAME_VARIABLE, DEFAULT_PASSWORD_VARIABLE),
-        digest_file=DIGEST_FILE,
+        digest_file=DIGEST_FILE, build_options=build,
     )
 
 
@@ -226,71 +377,122 @@ def _validate_text(value: str, what: str) -> str:
 
 
 def validate_scm(scm: ScmSpec) -> ScmSpec:
-    """Check the git URL, branch and script path of a Jenkinsfile taken from SCM."""
-    if not scm.url:
-        raise UsageError("The SCM URL is empty.", hint="Pass --scm-url with the git repository URL.")
-    if any(escaping.is_control(ch) for ch in scm.url):  # not echoed: the URL may hold a password
-        raise UnsafeValueError("The SCM URL contains a control character.")
-    try:
-        has_password = "://" in scm.url and urlsplit(scm.url).password is not None
-    except ValueError:
-        has_password = False
-    if has_password:
-        raise UnsafeValueError(
-            "The SCM URL contains a password; it would be stored in the job's config.xml.",
-            hint="Remove the user:password part and store the git login as a Jenkins credential "
-            "(--scm-credentials-id).",
-        )
+    """Check the git URL, branch spec and checkout credential of a job's source."""
+    _check_url(scm.url, "SCM URL", "--scm-url")
     _validate_text(scm.branch, "SCM branch")
-    _validate_text(scm.script_path, "script path")
     if scm.credentials_id is not None:
         escaping.validate_credential_id(scm.credentials_id)
     return scm
+
+
+def validate_agent(agent: str | None) -> str | None:
+    """A label expression for the agent (`linux && docker`), or None for any agent."""
+    return None if agent is None else _validate_text(agent, "agent label")
 
 
 # ---------------------------------------------------------------------------------------------
 # Renderers
 
 
-def render_jenkinsfile(push: PushSpec, credentials_id: str) -> str:
-    """A declarative pipeline: an optional build stage and a push stage under withCredentials."""
-    context = {"push": validate_push(push),
-               "credentials_id": escaping.validate_credential_id(credentials_id)}
+def render_jenkinsfile(push: PushSpec, credentials_id: str, *, agent: str | None = None,
+                       concurrent: bool = True, checkout: ScmSpec | None = None) -> str:
+    """A declarative pipeline: checkout (*checkout* given), build, push, and removal of local tags.
+
+    A Jenkinsfile committed to the repository gets its checkout from Jenkins ("Declarative:
+    Checkout SCM"); an inline script in a job's XML needs *checkout*, whose URL is then also the
+    default OCI source label.
+    """
+    if checkout is not None:
+        validate_scm(checkout)
+    context = {
+        "push": validate_push(push, source_url=None if checkout is None else checkout.url),
+        "credentials_id": escaping.validate_credential_id(credentials_id),
+        "agent": validate_agent(agent), "concurrent": bool(concurrent), "checkout": checkout,
+    }
     return _render("Jenkinsfile.j2", context)
 
 
-def render_shell(push: PushSpec) -> str:
-    """The freestyle "Execute shell" step equivalent to the pipeline (`#!/bin/sh -l`, set -eu)."""
-    return _render("shell.sh.j2", {"push": validate_push(push)})
+def render_shell(push: PushSpec, *, scm: ScmSpec | None = None) -> str:
+    """The freestyle "Execute shell" step equivalent to the pipeline (`#!/bin/sh -l`, set -eu).
+
+    *scm* is the job's git source (checked out by the job itself): the default OCI source label.
+    """
+    source_url = None if scm is None else validate_scm(scm).url
+    return _render("shell.sh.j2", {"push": validate_push(push, source_url=source_url)})
 
 
 def job_description(spec: JobSpec) -> str:
     """The job description: the caller's text, then the line marking the job as ours."""
-    marker = (f"{MANAGED_MARKER}: pushes {spec.push.image} to {spec.push.registry}. Change it with "
-              "`jr jenkins job`; edits made in Jenkins are replaced.")
+    if spec.push is not None:
+        does = f"pushes {spec.push.image} to {spec.push.registry}"
+    elif spec.scm is not None:
+        does = f"runs {spec.script_path} from {public_url(spec.scm.url)}"
+    else:
+        does = "builds and pushes an image"
+    marker = (f"{MANAGED_MARKER}: {does}. Change it with `jr jenkins job`; edits made in Jenkins "
+              "are replaced.")
     return f"{spec.description}\n\n{marker}" if spec.description else marker
 
 
+_FROM_REPOSITORY_ONLY = ("--scm-url, --scm-branch, --scm-credentials-id, --script-path, --name, "
+                         "--folder and --description")
+
+
+def _job_shape(spec: JobSpec) -> tuple[PushSpec, str] | None:
+    """The push settings and credentials id of a job that pushes; None for a Jenkinsfile from the
+    repository. Refuses a JobSpec whose parts would be ignored, or a build without a source."""
+    if spec.job_type not in ("pipeline", "freestyle"):
+        raise UsageError(f"Unknown job type {escaping.describe(str(spec.job_type))}.",
+                         hint="Use --type pipeline or --type freestyle.")
+    if spec.script_path is not None:
+        if spec.job_type != "pipeline":
+            raise UsageError("--script-path only applies to --type pipeline.",
+                             hint="A freestyle job runs the rendered shell step; drop --script-path.")
+        if spec.scm is None:
+            raise UsageError("--script-path needs --scm-url.",
+                             hint="Pass --scm-url with the git repository that holds the Jenkinsfile.")
+        unused = [what for what, value in (
+            ("the push settings", spec.push), ("the credentials id", spec.credentials_id),
+            ("the agent", spec.agent)) if value is not None]
+        if not spec.concurrent:
+            unused.append("--no-concurrent")
+        if unused:
+            raise UsageError(
+                "A job that runs the Jenkinsfile from the repository takes only "
+                f"{_FROM_REPOSITORY_ONLY}; {', '.join(unused)} would be ignored.",
+                hint="Put them in the Jenkinsfile: `jr render jenkinsfile … --output Jenkinsfile` "
+                "writes one to commit.")
+        return None
+    if spec.push is None or spec.credentials_id is None:
+        raise UsageError("A job that pushes needs the push settings and a credentials id.",
+                         hint="Pass --registry, --image and --credentials-id.")
+    if spec.push.build and spec.scm is None:
+        raise UsageError(
+            "A job that builds the image needs a source to build from.",
+            hint="Pass --scm-url URL (the git repository with the Dockerfile), or --no-build to "
+            "push an image that is already on the agent.")
+    return spec.push, spec.credentials_id
+
+
 def render_job_xml(spec: JobSpec) -> str:
-    """A job config.xml: a pipeline (inline or from SCM) or a freestyle job with the binding."""
-    escaping.validate_credential_id(spec.credentials_id)
-    push = validate_push(spec.push)
-    context: dict[str, object] = {"description": job_description(spec), "push": push,
-                                  "credentials_id": spec.credentials_id}
-    if spec.job_type == "pipeline":
-        if spec.scm is not None:
-            context.update(scm=validate_scm(spec.scm), jenkinsfile=None)
-        else:
-            context.update(scm=None, jenkinsfile=render_jenkinsfile(spec.push, spec.credentials_id))
+    """A job config.xml: an inline pipeline, a pipeline from the repository, or a freestyle job."""
+    shape = _job_shape(spec)
+    scm = None if spec.scm is None else validate_scm(spec.scm)
+    context: dict[str, object] = {"description": job_description(spec), "scm": scm,
+                                  "agent": validate_agent(spec.agent),
+                                  "concurrent": bool(spec.concurrent)}
+    if shape is None:
+        context["script_path"] = _validate_text(str(spec.script_path), "script path")
         return _render("job-pipeline.xml.j2", context)
-    if spec.job_type == "freestyle":
-        if spec.scm is not None:
-            raise UsageError("A Jenkinsfile from SCM only applies to pipeline jobs.",
-                             hint="Use --type pipeline with --scm-url, or drop the SCM options.")
-        context["shell"] = render_shell(spec.push)
-        return _render("job-freestyle.xml.j2", context)
-    raise UsageError(f"Unknown job type {escaping.describe(str(spec.job_type))}.",
-                     hint="Use --type pipeline or --type freestyle.")
+    push, credentials_id = shape
+    context.update(push=validate_push(push, source_url=None if scm is None else scm.url),
+                   credentials_id=escaping.validate_credential_id(credentials_id))
+    if spec.job_type == "pipeline":
+        context.update(script_path=None, jenkinsfile=render_jenkinsfile(
+            push, credentials_id, agent=spec.agent, concurrent=spec.concurrent, checkout=scm))
+        return _render("job-pipeline.xml.j2", context)
+    context["shell"] = render_shell(push, scm=scm)
+    return _render("job-freestyle.xml.j2", context)
 
 
 def render_credential_xml(spec: CredentialSpec) -> str:

@@ -18,8 +18,10 @@ from pathlib import Path
 import pytest
 
 from jenkins_registry import escaping, render
-from tests.test_escaping import HOSTILE
-from tests.test_render import CREDENTIALS_ID, JENKINSFILE_CASES, ROOT
+from jenkins_registry.errors import UsageError
+from jenkins_registry.job_spec import BuildOptions, ScmSpec
+from tests.test_escaping import HOSTILE, parse_xml
+from tests.test_render import JENKINSFILE_CASES, JOB_CASES, ROOT, Pipeline, push
 
 LINTER = shutil.which("npm-groovy-lint")
 if LINTER is None and os.environ.get("JR_REQUIRE_GROOVY_LINT") == "1":
@@ -48,6 +50,27 @@ def _hostile_jenkinsfile() -> str:
     return "\n".join(lines)
 
 
+def _hostile_pipelines() -> dict[str, str]:
+    """Rendered Jenkinsfiles carrying each hostile value the renderer accepts, wherever a value
+    lands in Groovy: build arguments and labels (shell words in the triple-quoted sh blocks), the
+    checkout's URL and branch, the agent label."""
+    files: dict[str, str] = {}
+    for number, value in enumerate(GROOVY_HOSTILE):
+        case = Pipeline(
+            push=push(build_options=BuildOptions(build_args=(("A", value),), labels=(("k", value),),
+                                                 dockerfile=value, context=value, oci_source=value)),
+            agent=value, concurrent=bool(number % 2),
+            checkout=ScmSpec(url=value, branch=value, credentials_id="git-login"))
+        for attempt in (case, Pipeline(push=push(runner="docker"), agent=value,
+                                       checkout=ScmSpec(url=value, branch=value))):
+            try:
+                files[f"hostile-{number}-{len(files)}.Jenkinsfile"] = attempt.render()
+            except UsageError:
+                continue
+    assert len(files) > len(GROOVY_HOSTILE), "most hostile values should be accepted somewhere"
+    return files
+
+
 def _offline() -> list[str]:
     """`unshare --net` where this user may (root on CI): the linter then provably needs no network."""
     unshare = shutil.which("unshare")
@@ -59,9 +82,13 @@ def _offline() -> list[str]:
 
 def test_rendered_jenkinsfiles_parse(tmp_path: Path) -> None:
     files: dict[str, str] = {
-        f"{name}.Jenkinsfile": render.render_jenkinsfile(spec, CREDENTIALS_ID)
-        for name, spec in JENKINSFILE_CASES.items()
+        f"{name}.Jenkinsfile": case.render() for name, case in JENKINSFILE_CASES.items()
     }
+    for name, job in JOB_CASES.items():  # the inline scripts of pipeline jobs, as Jenkins reads them
+        script = parse_xml(render.render_job_xml(job)).findtext("definition/script")
+        if script is not None:
+            files[f"{name}.Jenkinsfile"] = script
+    files.update(_hostile_pipelines())
     files["example.Jenkinsfile"] = (ROOT / "Jenkinsfile.example").read_text(encoding="utf-8")
     files["hostile.Jenkinsfile"] = _hostile_jenkinsfile()
     files["control-broken.Jenkinsfile"] = BROKEN  # proves the parser really runs

@@ -19,8 +19,10 @@ from tests.services import REGISTRY_PASSWORD, REGISTRY_USER
 Capture = pytest.CaptureFixture[str]
 ADMIN, PASSWORD, TOKEN = "admin", "jenkins-Pa55word-41c7", "22ff33ee44dd55cc66bb77aa8899001122"
 SECRETS = (REGISTRY_PASSWORD, PASSWORD, TOKEN)
-JOB = ["jenkins", "job", "--name", "app", "--type", "pipeline", "--registry", "127.0.0.1:8082",
-       "--image", "team/app", "--credentials-id", "reg"]
+GIT_URL = "https://git.example.com/team/app.git"
+BASE_JOB = ["jenkins", "job", "--name", "app", "--type", "pipeline", "--registry", "127.0.0.1:8082",
+            "--image", "team/app", "--credentials-id", "reg", "--scm-url", GIT_URL]
+JOB = [*BASE_JOB, "--allow-missing-credential"]  # the credential check: tests/test_jenkins_check.py
 CREDENTIAL = ["jenkins", "credential", "--id", "reg", "--username", REGISTRY_USER,
               "--description", "registry"]
 
@@ -173,17 +175,30 @@ def test_job_dry_run_prints_a_diff_and_writes_nothing(emu: JenkinsEmulator, caps
 
 
 def test_freestyle_and_scm_pipeline_jobs(emu: JenkinsEmulator, capsys: Capture) -> None:
-    freestyle = [*JOB[:5], "freestyle", *JOB[6:]]
+    freestyle = [*JOB[:5], "freestyle", *JOB[6:], "--agent", "docker", "--no-concurrent"]
     freestyle[3] = "fs"
     assert run(capsys, freestyle, environ(emu))[:2] == (0, "created job fs\n")
-    assert "SecretBuildWrapper" in emu.job_xml("fs")
-    scm = [*JOB, "--scm-url", "https://git.example.com/team/app.git", "--scm-branch", "*/release",
-           "--script-path", "ci/Jenkinsfile"]
+    xml = emu.job_xml("fs")
+    assert "SecretBuildWrapper" in xml and "hudson.plugins.git.GitSCM" in xml
+    assert "<assignedNode>docker</assignedNode>" in xml and "<concurrentBuild>false<" in xml
+    scm = ["jenkins", "job", "--name", "app", "--type", "pipeline", "--scm-url", GIT_URL,
+           "--scm-branch", "*/release", "--script-path", "ci/Jenkinsfile"]
     assert run(capsys, scm, environ(emu))[:2] == (0, "created job app\n")
     assert "CpsScmFlowDefinition" in emu.job_xml("app") and "ci/Jenkinsfile" in emu.job_xml("app")
     assert run(capsys, scm, environ(emu))[:2] == (0, "unchanged job app\n")
     for body in iter_job_bodies(emu.requests):
         assert REGISTRY_PASSWORD.encode() not in body
+
+
+def test_job_build_options_reach_the_job(emu: JenkinsEmulator, capsys: Capture) -> None:
+    argv = [*JOB, "--dockerfile", "docker/Dockerfile", "--build-arg", "V=${BUILD_NUMBER}",
+            "--label", "team=web", "--pull", "--runner", "docker"]
+    assert run(capsys, argv, environ(emu))[:2] == (0, "created job app\n")
+    script = emu.job_xml("app")
+    assert "checkout(scmGit(" in script
+    assert "docker build --pull --file docker/Dockerfile --build-arg V=&quot;${BUILD_NUMBER}&quot; " \
+        "--label org.opencontainers.image.revision=&quot;${GIT_COMMIT:-}&quot; " \
+        f"--label org.opencontainers.image.source={GIT_URL} --label team=web" in script
 
 
 def test_unmanaged_job_needs_force(emu: JenkinsEmulator, capsys: Capture) -> None:
@@ -245,12 +260,16 @@ def test_server_error_with_debug_shows_no_secret(emu: JenkinsEmulator, capsys: C
 
 
 @pytest.mark.parametrize(("argv", "text"), [
-    ([*JOB[:3], "bad?name", *JOB[4:]], "‘?’"),
-    ([*JOB, "--folder", "A//B"], "empty component"),
-    ([*JOB, "--folder", "A/."], "not an allowed"),
-    ([*JOB, "--scm-branch", "main"], "need --scm-url"),
-    ([*JOB[:5], "freestyle", *JOB[6:], "--scm-url", "https://g/x.git"], "only applies to pipeline"),
-    ([*JOB, "--jenkins-url", "ftp://jenkins/"], "not an http:// or https:// URL"),
+    ([*BASE_JOB[:3], "bad?name", *BASE_JOB[4:]], "‘?’"),
+    ([*BASE_JOB, "--folder", "A//B"], "empty component"),
+    ([*BASE_JOB, "--folder", "A/."], "not an allowed"),
+    ([*BASE_JOB[:-2], "--scm-branch", "main"], "need --scm-url"),
+    (BASE_JOB[:-2], "needs a source"),
+    ([*BASE_JOB[:5], "freestyle", *BASE_JOB[6:], "--script-path", "J"], "only applies to --type pipeline"),
+    ([*BASE_JOB, "--script-path", "J"], "--registry, --image, --credentials-id would be ignored"),
+    ([*BASE_JOB[:-4], "--scm-url", GIT_URL], "No credentials id given"),
+    ([*BASE_JOB, "--build-arg", "A=${DOCKER_LOGIN_PASSWORD}"], "credential variable"),
+    ([*BASE_JOB, "--jenkins-url", "ftp://jenkins/"], "not an http:// or https:// URL"),
     ([*CREDENTIAL[:3], "bad id", *CREDENTIAL[4:]], "credentials id"),
     ([*CREDENTIAL, "--password-env", ""], "--password-env needs a variable name"),
 ])

@@ -34,7 +34,7 @@ from jenkins_registry.jenkins_provision import (
     item_path,
     split_folder,
 )
-from jenkins_registry.job_spec import MANAGED_MARKER, CredentialSpec, JobSpec, PushSpec
+from jenkins_registry.job_spec import MANAGED_MARKER, CredentialSpec, JobSpec, PushSpec, ScmSpec
 from tests.jenkins_emulator import USERNAME_PASSWORD_CLASS, Fault, JenkinsEmulator, iter_job_bodies
 from tests.services import REGISTRY_PASSWORD, REGISTRY_USER
 
@@ -76,7 +76,8 @@ def live(c: JenkinsClient) -> Provisioner:
 
 def job_xml(tags: tuple[str, ...] = ("latest",), job_type: str = "pipeline") -> str:
     push = PushSpec(registry="127.0.0.1:8082", image="team/app", tags=tags)
-    return render.render_job_xml(JobSpec(job_type=job_type, push=push, credentials_id="reg"))  # type: ignore[arg-type]
+    return render.render_job_xml(JobSpec(job_type=job_type, push=push, credentials_id="reg",  # type: ignore[arg-type]
+                                         scm=ScmSpec(url="https://git.example.com/team/app.git")))
 
 
 def cred(password: str = REGISTRY_PASSWORD, username: str = REGISTRY_USER, scope: str = "GLOBAL",

@@ -1,6 +1,6 @@
-"""Rendering: golden files for every template and flavour, the structure Jenkins relies on, hostile
-values through every renderer, and the rendered steps run by a real `sh` (with recording stand-ins
-for docker and jr-push, and end to end with the real docker CLI, engine and registry).
+"""Rendering: golden files for every template and flavour, the structure Jenkins relies on, the
+shapes of job that are refused, and hostile values through every renderer (refused, or back
+exactly). Running what was rendered, with a real sh, is in test_render_steps.py.
 
 Regenerate the golden files after an intended template change with
     JR_UPDATE_GOLDEN=1 .venv/bin/python -m pytest -q tests/test_render.py -k golden
@@ -9,19 +9,14 @@ and review the diff.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
-import shutil
-import stat
-import subprocess
-import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from hypothesis import assume, event, given, settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from jenkins_registry import render
@@ -34,7 +29,15 @@ from jenkins_registry.errors import (
     UnsafeValueError,
     UsageError,
 )
-from jenkins_registry.job_spec import MANAGED_MARKER, CredentialSpec, JobSpec, PushSpec, ScmSpec
+from jenkins_registry.job_spec import (
+    MANAGED_MARKER,
+    BuildOptions,
+    CredentialSpec,
+    JobSpec,
+    JobType,
+    PushSpec,
+    ScmSpec,
+)
 from tests.services import REGISTRY_PASSWORD, REGISTRY_USER
 from tests.test_escaping import PROPERTY, groovy_value, hostile_text, parse_xml
 
@@ -46,6 +49,15 @@ REGISTRY = "10.211.55.6:8082"
 IMAGE = "jenkins-test"
 CREDENTIALS_ID = "docker-registry-login"
 TAGS = ("latest", "${BUILD_NUMBER}")
+SCM_URL = "https://git.example.com/team/jenkins-test.git"
+SCM = ScmSpec(url=SCM_URL, credentials_id="git-checkout")
+# Valid, but every character that matters somewhere: quotes, backslash, $-references, XML, unicode.
+AWKWARD_BUILD = BuildOptions(
+    dockerfile="docker/Dockerfile it's", context="src dir",
+    build_args=(("VERSION", "1.${BUILD_NUMBER}"), ("NOTE", "it's \"q\" \\ ''' <&> ünï 🐳 #x ;`id`")),
+    labels=(("org.example.team", "web & <ops> '${JOB_NAME}'"), ("org.example/empty", "")),
+    pull=True, oci_source="ssh://git@git.example.com:2222/team/jenkins-test.git",
+)
 
 
 def push(**changes: object) -> PushSpec:
@@ -54,30 +66,63 @@ def push(**changes: object) -> PushSpec:
     return PushSpec(**fields)  # type: ignore[arg-type]
 
 
-JENKINSFILE_CASES: dict[str, PushSpec] = {
-    "jenkinsfile-jr-build.groovy": push(),
-    "jenkinsfile-jr-nobuild.groovy": push(build=False),
-    "jenkinsfile-docker-build.groovy": push(runner="docker"),
-    "jenkinsfile-docker-nobuild.groovy": push(runner="docker", build=False),
-    "jenkinsfile-jr-variables.groovy": push(tags=(), username_variable="REG_USER",
-                                            password_variable="REG_PASS"),
+@dataclass(frozen=True, kw_only=True)
+class Pipeline:
+    """A `render_jenkinsfile` call."""
+
+    push: PushSpec
+    agent: str | None = None
+    concurrent: bool = True
+    checkout: ScmSpec | None = None
+
+    def render(self) -> str:
+        return render.render_jenkinsfile(self.push, CREDENTIALS_ID, agent=self.agent,
+                                         concurrent=self.concurrent, checkout=self.checkout)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Step:
+    """A `render_shell` call."""
+
+    push: PushSpec
+    scm: ScmSpec | None = None
+
+    def render(self) -> str:
+        return render.render_shell(self.push, scm=self.scm)
+
+
+JENKINSFILE_CASES: dict[str, Pipeline] = {
+    "jenkinsfile-jr-build.groovy": Pipeline(push=push()),
+    "jenkinsfile-jr-nobuild.groovy": Pipeline(push=push(build=False)),
+    "jenkinsfile-docker-build.groovy": Pipeline(push=push(runner="docker")),
+    "jenkinsfile-docker-nobuild.groovy": Pipeline(push=push(runner="docker", build=False)),
+    "jenkinsfile-jr-variables.groovy": Pipeline(push=push(tags=(), username_variable="REG_USER",
+                                                          password_variable="REG_PASS")),
+    "jenkinsfile-build-options.groovy": Pipeline(push=push(build_options=AWKWARD_BUILD),
+                                                 agent="linux && 'docker'", concurrent=False),
+    "jenkinsfile-checkout.groovy": Pipeline(push=push(runner="docker"), checkout=SCM),
 }
-SHELL_CASES: dict[str, PushSpec] = {
-    "shell-jr-build.sh": push(),
-    "shell-jr-nobuild.sh": push(build=False),
-    "shell-docker-build.sh": push(runner="docker"),
-    "shell-docker-nobuild.sh": push(runner="docker", build=False),
+SHELL_CASES: dict[str, Step] = {
+    "shell-jr-build.sh": Step(push=push()),
+    "shell-jr-nobuild.sh": Step(push=push(build=False)),
+    "shell-docker-build.sh": Step(push=push(runner="docker")),
+    "shell-docker-nobuild.sh": Step(push=push(runner="docker", build=False)),
+    "shell-build-options.sh": Step(push=push(runner="docker", build_options=AWKWARD_BUILD), scm=SCM),
 }
 JOB_CASES: dict[str, JobSpec] = {
-    "job-pipeline-inline.xml": JobSpec(job_type="pipeline", push=push(runner="docker"),
-                                       credentials_id=CREDENTIALS_ID,
-                                       description="Build jenkins-test & push it <nightly>."),
+    "job-pipeline-inline.xml": JobSpec(
+        job_type="pipeline", push=push(runner="docker"), credentials_id=CREDENTIALS_ID,
+        description="Build jenkins-test & push it <nightly>.",
+        scm=ScmSpec(url=SCM_URL, branch="*/release")),
+    "job-pipeline-nobuild.xml": JobSpec(job_type="pipeline", push=push(build=False),
+                                        credentials_id=CREDENTIALS_ID, agent="docker",
+                                        concurrent=False),
     "job-pipeline-scm.xml": JobSpec(
-        job_type="pipeline", push=push(), credentials_id=CREDENTIALS_ID,
-        scm=ScmSpec(url="https://git.example.com/team/jenkins-test.git", branch="*/release",
-                    script_path="ci/Jenkinsfile", credentials_id="git-checkout")),
-    "job-freestyle-jr.xml": JobSpec(job_type="freestyle", push=push(), credentials_id=CREDENTIALS_ID),
-    "job-freestyle-docker.xml": JobSpec(job_type="freestyle", push=push(runner="docker"),
+        job_type="pipeline", script_path="ci/Jenkinsfile",
+        scm=ScmSpec(url=SCM_URL, branch="*/release", credentials_id="git-checkout")),
+    "job-freestyle-jr.xml": JobSpec(job_type="freestyle", push=push(), credentials_id=CREDENTIALS_ID,
+                                    scm=SCM, agent="linux && docker", concurrent=False),
+    "job-freestyle-docker.xml": JobSpec(job_type="freestyle", push=push(runner="docker", build=False),
                                         credentials_id=CREDENTIALS_ID),
 }
 CREDENTIAL_CASES: dict[str, CredentialSpec] = {
@@ -92,10 +137,8 @@ CREDENTIAL_CASES: dict[str, CredentialSpec] = {
 
 def golden_renderings() -> dict[str, Callable[[], str]]:
     cases: dict[str, Callable[[], str]] = {}
-    for name, spec in JENKINSFILE_CASES.items():
-        cases[name] = lambda spec=spec: render.render_jenkinsfile(spec, CREDENTIALS_ID)  # type: ignore[misc]
-    for name, spec in SHELL_CASES.items():
-        cases[name] = lambda spec=spec: render.render_shell(spec)  # type: ignore[misc]
+    for name, case in {**JENKINSFILE_CASES, **SHELL_CASES}.items():
+        cases[name] = case.render
     for name, job in JOB_CASES.items():
         cases[name] = lambda job=job: render.render_job_xml(job)  # type: ignore[misc]
     for name, cred in CREDENTIAL_CASES.items():
@@ -122,7 +165,7 @@ def test_golden(name: str) -> None:
 def test_every_template_has_golden_coverage() -> None:
     """A new template must come with golden cases (and a line here)."""
     shipped = sorted(p.name for p in (ROOT / "templates").glob("*.j2"))
-    assert shipped == ["Jenkinsfile.j2", "_push.sh.j2", "credential.xml.j2",
+    assert shipped == ["Jenkinsfile.j2", "_push.sh.j2", "_scm.xml.j2", "credential.xml.j2",
                        "job-freestyle.xml.j2", "job-pipeline.xml.j2", "shell.sh.j2"]
     golden = {p.name for p in GOLDEN_DIR.iterdir()}
     assert golden == set(golden_renderings()), "stale or missing files in tests/golden/"
@@ -157,37 +200,129 @@ def without_literals_and_comments(jenkinsfile: str) -> str:
     return re.sub(r"//[^\n]*", "", text)
 
 
+def stages(jenkinsfile: str) -> list[str]:
+    return [groovy_value(m.group(1)) for m in re.finditer(rf"\bstage\(({_LITERAL})\)", jenkinsfile)]
+
+
+def build_argv(script: str, env: dict[str, str]) -> list[str]:
+    """The arguments of the `docker build` line of *script*, as a real sh expands them (set -u)."""
+    import subprocess
+
+    line = next(line for line in script.splitlines() if line.lstrip().startswith("docker build "))
+    probe = f"set -u\njr_image=LOCAL\nset -- {line}\nshift 2\nprintf '%s\\0' \"$@\""
+    done = subprocess.run(["sh", "-c", probe], capture_output=True, env=env, timeout=30, check=True)
+    return [part.decode("utf-8") for part in done.stdout.split(b"\0")[:-1]]
+
+
 @pytest.mark.parametrize("name", sorted(JENKINSFILE_CASES))
 def test_jenkinsfile_structure(name: str) -> None:
-    spec = JENKINSFILE_CASES[name]
-    text = render.render_jenkinsfile(spec, CREDENTIALS_ID)
+    case = JENKINSFILE_CASES[name]
+    spec = case.push
+    text = case.render()
     code = without_literals_and_comments(text)
     # No double-quoted (interpolating) Groovy string anywhere, so no secret can be interpolated.
     assert '"' not in code and "$" not in code
-    assert code.count("{") == code.count("}")
-    assert named_argument(text, "credentialsId") == CREDENTIALS_ID
+    assert code.count("{") == code.count("}") and code.count("(") == code.count(")")
+    binding = text.split("withCredentials(", 1)[1]
+    assert named_argument(binding, "credentialsId") == CREDENTIALS_ID
     assert named_argument(text, "usernameVariable") == spec.username_variable
     assert named_argument(text, "passwordVariable") == spec.password_variable
     assert "withCredentials([usernamePassword(" in code
+    assert stages(text) == ["Checkout"] * (case.checkout is not None) + ["Build"] * spec.build + ["Push"]
+    if case.agent is None:
+        assert "\n    agent any\n" in text
+    else:
+        assert named_argument(text.replace("label '", "label: '"), "label") == case.agent
+    assert ("disableConcurrentBuilds()" in code) == (not case.concurrent)
     steps = sh_steps(text)
-    assert len(steps) == (2 if spec.build else 1)
+    cleans = spec.build or spec.runner == "docker"
+    assert len(steps) == spec.build + 1 + cleans
+    assert ("post {\n        always {" in text) == cleans
     if spec.build:
-        assert steps[0] == f"docker build -t {IMAGE} ."
+        env = {"BUILD_NUMBER": "42", "JOB_NAME": "app"}
+        assert build_argv(steps[0], env)[-3:] == ["--tag", "LOCAL", spec.build_options.context]
     if spec.runner == "jr":
         assert named_argument(text, "artifacts") == render.DIGEST_FILE
     else:
-        assert "-p " not in steps[-1] and "--password " not in steps[-1]
-        assert "--password-stdin" in steps[-1]
+        assert "-p " not in steps[spec.build] and "--password " not in steps[spec.build]
+        assert "--password-stdin" in steps[spec.build]
+    if cleans:
+        last = [line for line in steps[-1].splitlines() if line.strip()][-1].split()
+        assert last[:4] == ["docker", "image", "rm", "--no-prune"]
+        assert last[-3:] == ["2>/dev/null", "||", "true"]
+
+
+def test_checkout_stage_reads_back() -> None:
+    """The inline checkout: scmGit with the branch spec, URL and credential as given."""
+    scm = ScmSpec(url="https://git.example.com/a'b.git", branch="*/rel'ease", credentials_id="git-x")
+    text = render.render_jenkinsfile(push(), CREDENTIALS_ID, checkout=scm)
+    assert named_argument(text, "name") == scm.branch
+    assert named_argument(text, "url") == scm.url
+    assert re.search(r"credentialsId: ('git-x')\]\]\)\)\.GIT_COMMIT", text)
+    assert "env.GIT_COMMIT = checkout(scmGit(" in text
+    no_credential = render.render_jenkinsfile(push(), CREDENTIALS_ID, checkout=ScmSpec(url=SCM_URL))
+    assert no_credential.count("credentialsId") == 1  # only the registry login's
 
 
 def test_jenkinsfile_values_are_escaped_as_groovy_then_shell() -> None:
     """A tag template keeps `${NAME}` away from Groovy (single quotes) and hands it to the shell."""
     text = render.render_jenkinsfile(push(tags=("v${BUILD_NUMBER}",)), CREDENTIALS_ID)
-    assert "--tag v\"${BUILD_NUMBER}\"" in sh_steps(text)[-1]
+    assert "--tag v\"${BUILD_NUMBER}\"" in sh_steps(text)[1]
+
+
+@pytest.mark.parametrize(("build", "source", "expected"), [
+    (BuildOptions(), None, []),
+    (BuildOptions(), SCM_URL,
+     ["org.opencontainers.image.revision=abc", f"org.opencontainers.image.source={SCM_URL}"]),
+    (BuildOptions(oci_labels=False), SCM_URL, []),
+    (BuildOptions(oci_source="https://u@h/x.git"), None,
+     ["org.opencontainers.image.revision=abc", "org.opencontainers.image.source=https://h/x.git"]),
+    (BuildOptions(oci_source="https://h/y"), SCM_URL,
+     ["org.opencontainers.image.revision=abc", "org.opencontainers.image.source=https://h/y"]),
+    (BuildOptions(labels=(("org.opencontainers.image.source", "mine"),)), "git@h:t/x.git",
+     ["org.opencontainers.image.revision=abc", "org.opencontainers.image.source=mine"]),
+])
+def test_oci_labels(build: BuildOptions, source: str | None, expected: list[str]) -> None:
+    """Revision and source when the build has a source; the user's own label of a key wins."""
+    scm = None if source is None else ScmSpec(url=source)
+    script = render.render_shell(push(build_options=build), scm=scm)
+    argv = build_argv(script, {"GIT_COMMIT": "abc"})
+    labels = [argv[i + 1] for i, word in enumerate(argv) if word == "--label"]
+    assert labels == expected
+    if expected:  # GIT_COMMIT unset (set -u): an empty revision, not a failed step
+        assert build_argv(script, {})[argv.index("--label") + 1] == "org.opencontainers.image.revision="
+
+
+@pytest.mark.parametrize(("url", "public"), [
+    ("https://git.example.com/x.git", "https://git.example.com/x.git"),
+    ("https://token@git.example.com/x.git", "https://git.example.com/x.git"),
+    ("ssh://git@git.example.com:2222/x.git", "ssh://git.example.com:2222/x.git"),
+    ("git@git.example.com:team/x.git", "git.example.com:team/x.git"),
+    ("/srv/git/x.git", "/srv/git/x.git"),
+    ("file:///srv/git/x.git", "file:///srv/git/x.git"),
+])
+def test_public_url_drops_the_user(url: str, public: str) -> None:
+    assert render.public_url(url) == public
 
 
 # ---------------------------------------------------------------------------------------------
 # Job and credential XML
+
+
+def git_scm(element: object) -> dict[str, str | None]:
+    import xml.etree.ElementTree as ET
+
+    assert isinstance(element, ET.Element) and element.get("class") == "hudson.plugins.git.GitSCM"
+    assert element.findtext("configVersion") == "2"
+    remotes = element.findall("userRemoteConfigs/hudson.plugins.git.UserRemoteConfig")
+    branches = element.findall("branches/hudson.plugins.git.BranchSpec")
+    assert len(remotes) == 1 and len(branches) == 1
+    return {"url": remotes[0].findtext("url"), "credentials_id": remotes[0].findtext("credentialsId"),
+            "branch": branches[0].findtext("name")}
+
+
+def scm_fields(scm: ScmSpec) -> dict[str, str | None]:
+    return {"url": scm.url, "credentials_id": scm.credentials_id, "branch": scm.branch}
 
 
 @pytest.mark.parametrize("name", sorted(JOB_CASES))
@@ -200,8 +335,19 @@ def test_job_xml_structure(name: str) -> None:
     assert MANAGED_MARKER in description
     assert description == render.job_description(spec)
     if spec.job_type == "freestyle":
+        assert spec.push is not None
         assert root.tag == "project"
-        assert root.findtext("builders/hudson.tasks.Shell/command") == render.render_shell(spec.push)
+        scm = root.find("scm")
+        assert scm is not None
+        if spec.scm is None:
+            assert scm.get("class") == "hudson.scm.NullSCM"
+        else:
+            assert git_scm(scm) == scm_fields(spec.scm)
+        assert root.findtext("assignedNode") == spec.agent
+        assert root.findtext("canRoam") == ("true" if spec.agent is None else "false")
+        assert root.findtext("concurrentBuild") == ("true" if spec.concurrent else "false")
+        assert root.findtext("builders/hudson.tasks.Shell/command") == \
+            render.render_shell(spec.push, scm=spec.scm)
         binding = root.find("buildWrappers/org.jenkinsci.plugins.credentialsbinding.impl."
                             "SecretBuildWrapper/bindings/org.jenkinsci.plugins.credentialsbinding."
                             "impl.UsernamePasswordMultiBinding")
@@ -215,18 +361,18 @@ def test_job_xml_structure(name: str) -> None:
     assert root.tag == "flow-definition"
     definition = root.find("definition")
     assert definition is not None
-    if spec.scm is None:
+    if spec.script_path is None:
+        assert spec.push is not None and spec.credentials_id is not None
         assert definition.get("class") == "org.jenkinsci.plugins.workflow.cps.CpsFlowDefinition"
         assert definition.findtext("sandbox") == "true"
-        assert definition.findtext("script") == render.render_jenkinsfile(spec.push,
-                                                                          spec.credentials_id)
+        assert definition.findtext("script") == render.render_jenkinsfile(
+            spec.push, spec.credentials_id, agent=spec.agent, concurrent=spec.concurrent,
+            checkout=spec.scm)
     else:
+        assert spec.scm is not None
         assert definition.get("class") == "org.jenkinsci.plugins.workflow.cps.CpsScmFlowDefinition"
-        assert definition.findtext("scm/userRemoteConfigs/hudson.plugins.git.UserRemoteConfig/url") \
-            == spec.scm.url
-        assert definition.findtext("scm/branches/hudson.plugins.git.BranchSpec/name") == \
-            spec.scm.branch
-        assert definition.findtext("scriptPath") == spec.scm.script_path
+        assert git_scm(definition.find("scm")) == scm_fields(spec.scm)
+        assert definition.findtext("scriptPath") == spec.script_path
 
 
 @pytest.mark.parametrize("name", sorted(CREDENTIAL_CASES))
@@ -257,7 +403,48 @@ def test_only_the_credential_xml_holds_the_password() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Refusals
+# Shapes of job that are refused: nothing silently ignored, nothing that cannot build
+
+
+@pytest.mark.parametrize(("spec", "fragment"), [
+    (JobSpec(job_type="pipeline", push=push(), credentials_id="c"), "needs a source"),
+    (JobSpec(job_type="pipeline", push=push(runner="docker"), credentials_id="c", agent="a"),
+     "needs a source"),
+    (JobSpec(job_type="freestyle", push=push(), credentials_id="c"), "needs a source"),
+    (JobSpec(job_type="pipeline", push=push(), credentials_id="c", scm=SCM, script_path="J"),
+     "the push settings"),
+    (JobSpec(job_type="pipeline", credentials_id="c", scm=SCM, script_path="J"), "credentials id"),
+    (JobSpec(job_type="pipeline", scm=SCM, script_path="J", agent="x"), "the agent"),
+    (JobSpec(job_type="pipeline", scm=SCM, script_path="J", concurrent=False), "--no-concurrent"),
+    (JobSpec(job_type="pipeline", script_path="J"), "needs --scm-url"),
+    (JobSpec(job_type="freestyle", push=push(), credentials_id="c", scm=SCM, script_path="J"),
+     "only applies to --type pipeline"),
+    (JobSpec(job_type="pipeline", scm=SCM), "needs the push settings"),
+    (JobSpec(job_type="pipeline", push=push(build=False)), "needs the push settings"),
+    (JobSpec(job_type="matrix", push=push(build=False), credentials_id="c"),  # type: ignore[arg-type]
+     "Unknown job type"),
+])
+def test_job_shapes_that_are_refused(spec: JobSpec, fragment: str) -> None:
+    with pytest.raises(UsageError) as info:
+        render.render_job_xml(spec)
+    assert fragment in info.value.message
+    assert info.value.exit_code == ExitCode.USAGE
+    if "needs a source" in fragment:
+        assert "--scm-url" in info.value.hint and "--no-build" in info.value.hint
+    if "would be ignored" in info.value.message:
+        assert "jr render jenkinsfile" in info.value.hint
+
+
+def test_a_job_without_a_source_may_push_what_is_on_the_agent() -> None:
+    job_types: tuple[JobType, ...] = ("pipeline", "freestyle")
+    for job_type in job_types:
+        text = render.render_job_xml(JobSpec(job_type=job_type, push=push(build=False),
+                                             credentials_id="c"))
+        assert "GitSCM" not in text and "docker build" not in text
+
+
+# ---------------------------------------------------------------------------------------------
+# Values that are refused
 
 
 @pytest.mark.parametrize(("changes", "error", "fragment"), [
@@ -281,6 +468,26 @@ def test_only_the_credential_xml_holds_the_password() -> None:
     ({"runner": "podman"}, UsageError, "runner"),
     ({"password_variable": "A-B"}, UnsafeValueError, "variable name"),
     ({"password_variable": "DOCKER_LOGIN_USERNAME"}, UsageError, "must differ"),
+    ({"build_options": BuildOptions(build_args=(("A", "${DOCKER_LOGIN_PASSWORD}"),))},
+     UnsafeValueError, "credential variable"),
+    ({"password_variable": "P", "build_options": BuildOptions(labels=(("k", "x${P}"),))},
+     UnsafeValueError, "credential variable"),
+    ({"build_options": BuildOptions(build_args=(("A", "$HOME"),))}, UsageError, "not a ${NAME}"),
+    ({"build_options": BuildOptions(labels=(("k", "a\nb"),))}, UnsafeValueError, "control character"),
+    ({"build_options": BuildOptions(build_args=(("A-B", "x"),))}, UnsafeValueError, "variable name"),
+    ({"build_options": BuildOptions(build_args=(("", "x"),))}, UnsafeValueError, "variable name"),
+    ({"build_options": BuildOptions(labels=(("a b", "x"),))}, UsageError, "label key"),
+    ({"build_options": BuildOptions(labels=(("", "x"),))}, UsageError, "label key"),
+    ({"build_options": BuildOptions(labels=(("-a", "x"),))}, UsageError, "label key"),
+    ({"build_options": BuildOptions(dockerfile="")}, UsageError, "--dockerfile is empty"),
+    ({"build_options": BuildOptions(dockerfile="-f")}, UsageError, "starts with '-'"),
+    ({"build_options": BuildOptions(context="a\tb")}, UnsafeValueError, "control character"),
+    ({"build_options": BuildOptions(context="")}, UsageError, "--context is empty"),
+    ({"build_options": BuildOptions(oci_source="https://h/x", oci_labels=False)}, UsageError,
+     "contradict"),
+    ({"build_options": BuildOptions(oci_source="")}, UsageError, "empty"),
+    ({"build_options": BuildOptions(oci_source="https://h/\x00")}, UnsafeValueError,
+     "control character"),
 ])
 def test_push_values_that_are_refused(changes: dict[str, object], error: type[JrError],
                                       fragment: str) -> None:
@@ -289,7 +496,9 @@ def test_push_values_that_are_refused(changes: dict[str, object], error: type[Jr
         lambda: render.render_jenkinsfile(spec, CREDENTIALS_ID),
         lambda: render.render_shell(spec),
         lambda: render.render_job_xml(JobSpec(job_type="freestyle", push=spec,
-                                              credentials_id=CREDENTIALS_ID)),
+                                              credentials_id=CREDENTIALS_ID, scm=SCM)),
+        lambda: render.render_job_xml(JobSpec(job_type="pipeline", push=spec,
+                                              credentials_id=CREDENTIALS_ID, scm=SCM)),
     ]
     for renderer in renderers:
         with pytest.raises(error) as info:
@@ -299,42 +508,69 @@ def test_push_values_that_are_refused(changes: dict[str, object], error: type[Jr
         assert "--name" not in info.value.hint  # hints speak of this command's options
 
 
+@pytest.mark.parametrize(("options", "named"), [
+    (BuildOptions(context=""), "--context"),
+    (BuildOptions(dockerfile="D", pull=True), "--dockerfile, --pull"),
+    (BuildOptions(build_args=(("A", "b"),), labels=(("k", "v"),)), "--build-arg, --label"),
+    (BuildOptions(oci_labels=False), "--no-oci-labels"),
+    (BuildOptions(oci_source="https://h/x"), "--oci-source"),
+])
+def test_build_options_without_a_build_are_refused(options: BuildOptions, named: str) -> None:
+    """--no-build drops the build step; its options would be silently ignored, so they are refused."""
+    with pytest.raises(UsageError) as info:
+        render.render_shell(push(build=False, build_options=options))
+    assert info.value.message.startswith(f"{named} only apply") and "--no-build" in info.value.hint
+
+
 @pytest.mark.parametrize("cid", ["", "a b", "a'b", "ä", "a/b"])
 def test_bad_credentials_id_is_refused(cid: str) -> None:
     with pytest.raises(UnsafeValueError):
         render.render_jenkinsfile(push(), cid)
     with pytest.raises(UnsafeValueError):
-        render.render_job_xml(JobSpec(job_type="pipeline", push=push(), credentials_id=cid))
+        render.render_job_xml(JobSpec(job_type="pipeline", push=push(), credentials_id=cid, scm=SCM))
+    with pytest.raises(UnsafeValueError):
+        render.render_job_xml(JobSpec(job_type="pipeline", push=push(), credentials_id="c",
+                                      scm=ScmSpec(url=SCM_URL, credentials_id=cid or " ")))
     with pytest.raises(UnsafeValueError):
         render.render_credential_xml(CredentialSpec(credential_id=cid, username="u",
                                                     password=Secret(REGISTRY_PASSWORD)))
 
 
-@pytest.mark.parametrize(("scm", "fragment"), [
-    (ScmSpec(url=""), "empty"),
-    (ScmSpec(url="https://x/y.git\n"), "control character"),
-    (ScmSpec(url="https://x/y.git", branch="main\n"), "control character"),
-    (ScmSpec(url="https://x/y.git", script_path=""), "empty"),
-    (ScmSpec(url="https://x/y.git", credentials_id="a b"), "Jenkins does not accept"),
+@pytest.mark.parametrize(("spec", "fragment"), [
+    (JobSpec(job_type="pipeline", scm=ScmSpec(url=""), script_path="J"), "empty"),
+    (JobSpec(job_type="freestyle", push=push(), credentials_id="c", scm=ScmSpec(url="")), "empty"),
+    (JobSpec(job_type="pipeline", scm=ScmSpec(url="https://x/y.git\n"), script_path="J"),
+     "control character"),
+    (JobSpec(job_type="pipeline", push=push(), credentials_id="c",
+             scm=ScmSpec(url="https://x/y.git", branch="main\n")), "control character"),
+    (JobSpec(job_type="pipeline", scm=ScmSpec(url="https://x/y.git"), script_path=""), "empty"),
+    (JobSpec(job_type="pipeline", scm=ScmSpec(url="https://x/y.git", credentials_id="a b"),
+             script_path="J"), "Jenkins does not accept"),
+    (JobSpec(job_type="freestyle", push=push(), credentials_id="c", scm=SCM, agent=""), "empty"),
+    (JobSpec(job_type="pipeline", push=push(), credentials_id="c", scm=SCM, agent="a\nb"),
+     "control character"),
 ])
-def test_bad_scm_values_are_refused(scm: ScmSpec, fragment: str) -> None:
+def test_bad_scm_and_agent_values_are_refused(spec: JobSpec, fragment: str) -> None:
     with pytest.raises(UsageError, match=fragment):
-        render.render_job_xml(JobSpec(job_type="pipeline", push=push(), credentials_id="c", scm=scm))
+        render.render_job_xml(spec)
 
 
 def test_scm_url_with_a_password_is_refused_without_echoing_it() -> None:
     url = f"https://ci:{REGISTRY_PASSWORD}@git.example.com/x.git"
+    attempts: list[Callable[[], str]] = []
     for bad in (url, url + "\n"):
+        attempts += [
+            lambda bad=bad: render.render_job_xml(JobSpec(  # type: ignore[misc]
+                job_type="pipeline", scm=ScmSpec(url=bad), script_path="J")),
+            lambda bad=bad: render.render_job_xml(JobSpec(  # type: ignore[misc]
+                job_type="freestyle", push=push(), credentials_id="c", scm=ScmSpec(url=bad))),
+            lambda bad=bad: render.render_shell(  # type: ignore[misc]
+                push(build_options=BuildOptions(oci_source=bad))),
+        ]
+    for attempt in attempts:
         with pytest.raises(UnsafeValueError) as info:
-            render.render_job_xml(JobSpec(job_type="pipeline", push=push(), credentials_id="c",
-                                          scm=ScmSpec(url=bad)))
+            attempt()
         assert REGISTRY_PASSWORD not in f"{info.value} {info.value.hint} {info.value!r}"
-
-
-def test_scm_with_a_freestyle_job_is_refused() -> None:
-    with pytest.raises(UsageError, match="pipeline"):
-        render.render_job_xml(JobSpec(job_type="freestyle", push=push(), credentials_id="c",
-                                      scm=ScmSpec(url="https://x/y.git")))
 
 
 def test_bad_credential_values_are_refused_without_echoing_the_password() -> None:
@@ -381,8 +617,9 @@ def test_templates_come_from_the_package() -> None:
 @PROPERTY
 @given(hostile_text)
 def test_hostile_description_round_trips_through_job_xml(text: str) -> None:
-    for job_type in ("pipeline", "freestyle"):
-        spec = JobSpec(job_type=job_type, push=push(), credentials_id="c", description=text)
+    job_types: tuple[JobType, ...] = ("pipeline", "freestyle")
+    for job_type in job_types:
+        spec = JobSpec(job_type=job_type, push=push(), credentials_id="c", description=text, scm=SCM)
         try:
             rendered = render.render_job_xml(spec)
         except UnsafeValueError:
@@ -411,292 +648,84 @@ def test_hostile_credential_values_round_trip(username: str, description: str, p
 
 
 @PROPERTY
-@given(hostile_text, hostile_text, hostile_text)
-def test_hostile_scm_values_round_trip(url: str, branch: str, script_path: str) -> None:
+@given(hostile_text, hostile_text, hostile_text, hostile_text)
+def test_hostile_scm_values_round_trip(url: str, branch: str, script_path: str, agent: str) -> None:
+    """Into the XML of every job shape, and into the Groovy of the inline checkout stage."""
     assume(url and "://" not in url)
-    spec = JobSpec(job_type="pipeline", push=push(), credentials_id="c",
-                   scm=ScmSpec(url=url, branch=branch, script_path=script_path))
+    scm = ScmSpec(url=url, branch=branch)
+    specs = [
+        JobSpec(job_type="pipeline", scm=scm, script_path=script_path),
+        JobSpec(job_type="freestyle", push=push(), credentials_id="c", scm=scm, agent=agent),
+        JobSpec(job_type="pipeline", push=push(), credentials_id="c", scm=scm, agent=agent),
+    ]
+    for spec in specs:
+        try:
+            rendered = render.render_job_xml(spec)
+        except UsageError:
+            continue
+        root = parse_xml(rendered)
+        if spec.job_type == "freestyle":
+            assert git_scm(root.find("scm")) == scm_fields(scm)
+            assert root.findtext("assignedNode") == agent
+            continue
+        definition = root.find("definition")
+        assert definition is not None
+        if spec.script_path is not None:
+            assert git_scm(definition.find("scm")) == scm_fields(scm)
+            assert definition.findtext("scriptPath") == script_path
+            continue
+        script = definition.findtext("script") or ""
+        assert named_argument(script, "url") == url and named_argument(script, "name") == branch
+        assert named_argument(script.replace("label '", "label: '"), "label") == agent
+        assert without_literals_and_comments(script).count("{") == \
+            without_literals_and_comments(script).count("}")
+
+
+_expandable = st.one_of(
+    hostile_text,
+    st.lists(st.one_of(hostile_text.filter(lambda v: "$" not in v),
+                       st.sampled_from(["${BUILD_NUMBER}", "${X_Y}"])), max_size=4).map("".join),
+)
+
+
+@PROPERTY
+@given(st.lists(st.tuples(st.sampled_from(["A", "VERSION", "_x"]), _expandable), max_size=2),
+       st.lists(st.tuples(st.sampled_from(["org.example.k", "k", "a/b"]), _expandable), max_size=2),
+       st.one_of(st.just("Dockerfile"), hostile_text), st.one_of(st.just("."), hostile_text),
+       st.one_of(st.none(), hostile_text))
+def test_hostile_build_options_are_refused_or_reach_docker_build_exactly(
+        build_args: list[tuple[str, str]], labels: list[tuple[str, str]], dockerfile: str,
+        context: str, oci_source: str | None) -> None:
+    """The build line parsed back by a real sh (from the shell step, the Groovy literal and the
+    freestyle job's XML alike) gives exactly the values, with ${NAME} expanded."""
+    options = BuildOptions(build_args=tuple(build_args), labels=tuple(labels), dockerfile=dockerfile,
+                           context=context, oci_source=oci_source)
+    spec = push(build_options=options)
     try:
-        rendered = render.render_job_xml(spec)
-    except UsageError:
-        return
-    definition = parse_xml(rendered).find("definition")
-    assert definition is not None
-    assert definition.findtext("scm/userRemoteConfigs/hudson.plugins.git.UserRemoteConfig/url") \
-        == url
-    assert definition.findtext("scm/branches/hudson.plugins.git.BranchSpec/name") == branch
-    assert definition.findtext("scriptPath") == script_path
-
-
-# ---------------------------------------------------------------------------------------------
-# Running what was rendered: a real sh, with recording stand-ins for docker and jr-push
-
-FAKE_TOOL = """#!{python}
-import hashlib, json, os, sys
-tool = os.path.basename(sys.argv[0])
-record = {{"tool": tool, "argv": sys.argv[1:], "env": sorted(os.environ),
-           "docker_config": os.environ.get("DOCKER_CONFIG")}}
-if tool == "docker" and sys.argv[1:2] == ["login"]:
-    record["stdin_sha256"] = hashlib.sha256(sys.stdin.buffer.read()).hexdigest()
-    record["config_dir_exists"] = os.path.isdir(os.environ["DOCKER_CONFIG"])
-if tool == "jr-push" and "--digest-file" in sys.argv:
-    with open(sys.argv[sys.argv.index("--digest-file") + 1], "w") as out:
-        out.write("sha256:" + "0" * 64 + "\\n")
-with open(os.environ["FAKE_LOG"], "a") as log:
-    log.write(json.dumps(record) + "\\n")
-if sys.argv[1:2] == [os.environ.get("FAKE_HANG_ON")]:
-    import time
-    time.sleep(60)
-"""
-
-
-class Agent:
-    """A workspace with stand-in `docker` and `jr-push` first on PATH, run like a Jenkins agent."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.bin = root / "bin"
-        self.workspace = root / "workspace"
-        self.tmp = root / "tmp"
-        self.home = root / "home"
-        for path in (self.bin, self.workspace, self.tmp, self.home):
-            path.mkdir(parents=True, exist_ok=True)
-        for tool in ("docker", "jr-push"):
-            (self.bin / tool).write_text(FAKE_TOOL.format(python=sys.executable))
-            (self.bin / tool).chmod(0o755)
-        # `#!/bin/sh -l` reads /etc/profile, which may reset PATH; ~/.profile puts ours back,
-        # as an agent's profile must for jr-push.
-        (self.home / ".profile").write_text(f'PATH="{self.bin}:$PATH"\nexport PATH\n')
-        self.log = root / "calls.jsonl"
-
-    def env(self, **extra: str) -> dict[str, str]:
-        env = {"PATH": f"{self.bin}:{os.environ['PATH']}", "HOME": str(self.home),
-               "TMPDIR": str(self.tmp), "FAKE_LOG": str(self.log), "BUILD_NUMBER": "42", "X_Y": "x.y",
-               "DOCKER_CONFIG": str(self.home / ".docker"), "LC_ALL": "C.UTF-8"}
-        env.update(extra)
-        return env
-
-    def calls(self) -> list[dict[str, object]]:
-        if not self.log.exists():
-            return []
-        return [json.loads(line) for line in self.log.read_text().splitlines()]
-
-    def run_pipeline(self, jenkinsfile: str, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
-        """Each sh step the way Jenkins runs it: `sh -xe script` in the workspace."""
-        out, err = "", ""
-        for number, script in enumerate(sh_steps(jenkinsfile)):
-            path = self.root / f"step-{number}.sh"
-            path.write_text(script)
-            done = subprocess.run(["sh", "-xe", str(path)], cwd=self.workspace, env=dict(env),
-                                  capture_output=True, text=True, timeout=300)
-            out, err = out + done.stdout, err + done.stderr
-            assert done.returncode == 0, (script, done.stdout, done.stderr)
-        return subprocess.CompletedProcess([], 0, out, err)
-
-    def run_shell_step(self, script: str, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
-        """The freestyle step the way Jenkins runs it: a file executed through its #! line."""
-        path = self.root / "freestyle.sh"
-        path.write_text(script)
-        path.chmod(path.stat().st_mode | stat.S_IXUSR)
-        done = subprocess.run([str(path)], cwd=self.workspace, env=dict(env), capture_output=True,
-                              text=True, timeout=300)
-        assert done.returncode == 0, (done.stdout, done.stderr)
-        return done
-
-
-def expected_calls(spec: PushSpec, env: Mapping[str, str] | None = None,
-                   ) -> list[tuple[str, list[str]]]:
-    """What docker / jr-push must receive, with ${NAME} in tags expanded from *env*."""
-    env = env if env is not None else {"BUILD_NUMBER": "42"}
-    tags = [re.sub(r"\$\{(\w+)\}", lambda m: env.get(m.group(1), ""), tag)
-            for tag in dict.fromkeys(spec.tags)] or ["latest"]
-    calls: list[tuple[str, list[str]]] = []
-    if spec.build:
-        calls.append(("docker", ["build", "-t", spec.image, "."]))
-    if spec.runner == "jr":
-        argv = ["--image", spec.image, "--registry", spec.registry]
-        for tag in tags:
-            argv += ["--tag", tag]
-        if spec.username_variable != "DOCKER_LOGIN_USERNAME":
-            argv += ["--username-env", spec.username_variable, "--password-env",
-                     spec.password_variable]
-        calls.append(("jr-push", [*argv, "--digest-file", "image.digest"]))
-        return calls
-    calls.append(("docker", ["login", "--username", REGISTRY_USER, "--password-stdin",
-                             spec.registry]))
-    for tag in tags:
-        target = f"{spec.registry}/{spec.image}:{tag}"
-        calls += [("docker", ["tag", spec.image, target]), ("docker", ["push", target])]
-    return calls
-
-
-def check_run(agent: Agent, spec: PushSpec, done: subprocess.CompletedProcess[str]) -> None:
-    calls = agent.calls()
-    assert [(c["tool"], c["argv"]) for c in calls] == expected_calls(spec)
-    for call in calls:
-        assert spec.password_variable in call["env"]  # type: ignore[operator]
-        if call["argv"][:1] == ["login"]:  # type: ignore[index]
-            assert call["stdin_sha256"] == hashlib.sha256(REGISTRY_PASSWORD.encode()).hexdigest()
-            assert call["config_dir_exists"]
-            assert str(call["docker_config"]).startswith(str(agent.tmp))
-    assert REGISTRY_PASSWORD not in done.stdout + done.stderr + agent.log.read_text()
-    assert list(agent.tmp.iterdir()) == []  # the per-build DOCKER_CONFIG was removed on exit
-    assert not (agent.home / ".docker").exists()
-    if spec.runner == "jr":
-        assert (agent.workspace / "image.digest").read_text().startswith("sha256:")
-
-
-def credential_env(agent: Agent, spec: PushSpec) -> dict[str, str]:
-    return agent.env(**{spec.username_variable: REGISTRY_USER,
-                        spec.password_variable: REGISTRY_PASSWORD})
-
-
-@pytest.mark.parametrize("name", sorted(JENKINSFILE_CASES))
-def test_rendered_pipeline_steps_run(name: str, tmp_path: Path) -> None:
-    spec = JENKINSFILE_CASES[name]
-    agent = Agent(tmp_path)
-    done = agent.run_pipeline(render.render_jenkinsfile(spec, CREDENTIALS_ID),
-                              credential_env(agent, spec))
-    check_run(agent, spec, done)
-
-
-@pytest.mark.parametrize("name", sorted(SHELL_CASES))
-def test_rendered_shell_step_runs_like_the_pipeline(name: str, tmp_path: Path) -> None:
-    spec = SHELL_CASES[name]
-    agent = Agent(tmp_path / "freestyle")
-    check_run(agent, spec, agent.run_shell_step(render.render_shell(spec), credential_env(agent, spec)))
-    pipeline = Agent(tmp_path / "pipeline")
-    pipeline.run_pipeline(render.render_jenkinsfile(spec, CREDENTIALS_ID),
-                          credential_env(pipeline, spec))
-    assert [(c["tool"], c["argv"]) for c in agent.calls()] == \
-        [(c["tool"], c["argv"]) for c in pipeline.calls()]
-
-
-def test_unset_tag_variable_stops_the_step(tmp_path: Path) -> None:
-    """`set -u`: a tag naming a variable the build does not set fails instead of pushing ':'."""
-    agent = Agent(tmp_path)
-    env = credential_env(agent, push())
-    del env["BUILD_NUMBER"]
-    path = tmp_path / "step.sh"
-    path.write_text(render.render_shell(push(runner="docker", build=False)))
-    path.chmod(0o755)
-    done = subprocess.run([str(path)], cwd=agent.workspace, env=env, capture_output=True,
-                          text=True, timeout=60)
-    assert done.returncode != 0 and "BUILD_NUMBER" in done.stderr
-    assert not any(c["argv"][:1] == ["push"] and c["argv"][1].endswith(":")  # type: ignore[index]
-                   for c in agent.calls())
-    assert list(agent.tmp.iterdir()) == []  # the trap still removed the login
-
-
-def test_aborted_build_still_removes_the_login(tmp_path: Path) -> None:
-    """Jenkins aborts a build with SIGTERM to its process tree; the trap still deletes the login."""
-    import signal
-    import time
-
-    agent = Agent(tmp_path)
-    path = tmp_path / "step.sh"
-    path.write_text(render.render_shell(push(runner="docker", build=False)))
-    path.chmod(0o755)
-    env = {**credential_env(agent, push()), "FAKE_HANG_ON": "push"}
-    proc = subprocess.Popen([str(path)], cwd=agent.workspace, env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while not any(c["argv"][:1] == ["push"] for c in agent.calls()):  # type: ignore[index]
-            assert time.monotonic() < deadline and proc.poll() is None, "the push never started"
-            time.sleep(0.05)
-        login = next(c for c in agent.calls() if c["argv"][:1] == ["login"])  # type: ignore[index]
-        assert Path(str(login["docker_config"])).is_dir()  # the login is there while pushing
-        os.killpg(proc.pid, signal.SIGTERM)
-        assert proc.wait(timeout=30) != 0
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-    assert list(agent.tmp.iterdir()) == []
-
-
-valid_tag = st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,12}", fullmatch=True)
-tag_template = st.from_regex(r"[A-Za-z0-9_.-]{0,5}\$\{(BUILD_NUMBER|HOME|X_Y)\}[A-Za-z0-9_.-]{0,5}",
-                             fullmatch=True).filter(lambda t: t[0] not in ".-")
-valid_registry = st.sampled_from(["127.0.0.1:5000", "registry.example.com", "[::1]:5000",
-                                  "localhost", "10.211.55.6:8082"])
-valid_image = st.from_regex(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+)?", fullmatch=True) \
-    .filter(lambda name: len(name) <= 120  # Docker's limit is 255 for the whole name
-            and ("/" not in name or "." not in name.split("/")[0]))  # else it is a registry
-
-
-def run_with_stand_ins(spec: PushSpec) -> None:
-    """Render *spec* as a shell step, run it with a real sh, compare what the tools received."""
-    import tempfile
-
-    script = render.render_shell(spec)
-    with tempfile.TemporaryDirectory() as tmp:
-        agent = Agent(Path(tmp))
-        env = credential_env(agent, spec)
-        done = subprocess.run(["sh", "-c", script], cwd=agent.workspace, capture_output=True,
-                              env=env, text=True, timeout=60)
-        assert done.returncode == 0, done.stderr
-        assert [(c["tool"], c["argv"]) for c in agent.calls()] == expected_calls(spec, env)
-
-
-@settings(PROPERTY, max_examples=40)  # each example runs sh and the stand-ins
-@given(st.lists(st.one_of(valid_tag, tag_template), max_size=3), valid_registry, valid_image,
-       st.sampled_from(["jr", "docker"]))
-def test_valid_values_reach_the_tools_exactly(
-        tags: list[str], registry: str, image: str, runner: str) -> None:
-    run_with_stand_ins(push(tags=tuple(tags), registry=registry, image=image, runner=runner,
-                            build=False))
-
-
-@settings(PROPERTY, max_examples=80)
-@given(st.lists(st.one_of(valid_tag, hostile_text), max_size=2),
-       st.one_of(valid_registry, hostile_text), st.one_of(valid_image, hostile_text),
-       st.sampled_from(["jr", "docker"]))
-def test_hostile_push_values_are_refused_or_reach_the_tools_exactly(
-        tags: list[str], registry: str, image: str, runner: str) -> None:
-    spec = push(tags=tuple(tags), registry=registry, image=image, runner=runner, build=False)
-    try:
-        render.validate_push(spec)
+        shell = render.render_shell(spec)
     except UsageError as exc:
         assert exc.exit_code == ExitCode.USAGE
-        event("refused")
         return
-    event("accepted")
-    run_with_stand_ins(spec)
+    env = {"BUILD_NUMBER": "42", "X_Y": "x y $(id)", "GIT_COMMIT": "c0ffee"}
+    for _, value in build_args + labels:  # anything else referenced is set too (set -u)
+        for name in re.findall(r"\$\{(\w+)\}", value):
+            env.setdefault(name, f"<{name} 'set'>")
 
+    def expand(value: str) -> str:
+        return re.sub(r"\$\{(\w+)\}", lambda m: env[m.group(1)], value)
 
-# ---------------------------------------------------------------------------------------------
-# End to end with the real docker CLI, engine and registry (the docker runner needs nothing else)
-
-
-def _real_agent(tmp_path: Path) -> tuple[Agent, dict[str, str]]:
-    agent = Agent(tmp_path)
-    for tool in ("docker", "jr-push"):
-        (agent.bin / tool).unlink()  # the real docker CLI from PATH this time
-    (agent.workspace / "Dockerfile").write_text("FROM scratch\nCOPY hello /hello\n")
-    (agent.workspace / "hello").write_text("hello from jr render\n")
-    return agent, agent.env(DOCKER_HOST=os.environ["DOCKER_HOST"],
-                            DOCKER_LOGIN_USERNAME=REGISTRY_USER,
-                            DOCKER_LOGIN_PASSWORD=REGISTRY_PASSWORD)
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(shutil.which("docker") is None, reason="the docker CLI (docker.io) is not installed")
-def test_docker_runner_pushes_for_real(docker_env: str, registry: object, tmp_path: Path) -> None:
-    from tests.services import Registry
-
-    assert isinstance(registry, Registry)
-    for flavour in ("freestyle", "pipeline"):
-        image = f"render/{flavour}"
-        spec = PushSpec(registry=registry.host, image=image, tags=("latest", "b${BUILD_NUMBER}"),
-                        runner="docker")
-        agent, env = _real_agent(tmp_path / flavour)
-        if flavour == "freestyle":
-            done = agent.run_shell_step(render.render_shell(spec), env)
-        else:
-            done = agent.run_pipeline(render.render_jenkinsfile(spec, CREDENTIALS_ID), env)
-        assert registry.tags(image) == ["b42", "latest"]
-        assert REGISTRY_PASSWORD not in done.stdout + done.stderr
-        assert list(agent.tmp.iterdir()) == []  # the login config lived only for the build
-        assert not (agent.home / ".docker").exists()  # ~/.docker/config.json never written
+    expected = ["--file", dockerfile]
+    for name, value in build_args:
+        expected += ["--build-arg", f"{name}={expand(value)}"]
+    if oci_source is not None:
+        expected += ["--label", "org.opencontainers.image.revision=c0ffee",
+                     "--label", f"org.opencontainers.image.source={render.public_url(oci_source)}"]
+    for key, value in labels:
+        expected += ["--label", f"{key}={expand(value)}"]
+    expected += ["--tag", "LOCAL", context]
+    assert build_argv(shell, env) == expected
+    pipeline = render.render_jenkinsfile(spec, CREDENTIALS_ID)
+    assert build_argv(sh_steps(pipeline)[0], env) == expected
+    job = render.render_job_xml(JobSpec(job_type="freestyle", push=spec, credentials_id="c", scm=SCM))
+    assert parse_xml(job).findtext("builders/hudson.tasks.Shell/command") == \
+        render.render_shell(spec, scm=SCM)

@@ -15,8 +15,9 @@ import pytest
 
 from jenkins_registry import render
 from jenkins_registry.cli.main import main
+from jenkins_registry.credentials import Secret
 from jenkins_registry.errors import ExitCode
-from jenkins_registry.job_spec import JobSpec, PushSpec, ScmSpec
+from jenkins_registry.job_spec import BuildOptions, JobSpec, JobType, PushSpec, ScmSpec
 from tests.services import REGISTRY_PASSWORD
 from tests.test_escaping import parse_xml
 from tests.test_render import CREDENTIALS_ID, IMAGE, REGISTRY, ROOT, TAGS
@@ -25,6 +26,9 @@ BASE = ["--registry", REGISTRY, "--image", IMAGE, "--tag", TAGS[0], "--tag", TAG
 # An environment as a Jenkins agent inside withCredentials has it: the secret is right there.
 SECRET_ENV = {"DOCKER_LOGIN_USERNAME": "ci-bot", "DOCKER_LOGIN_PASSWORD": REGISTRY_PASSWORD,
               "JENKINS_API_TOKEN": REGISTRY_PASSWORD, "PATH": os.environ.get("PATH", "")}
+# JR_REGISTRY is a default, not an option given: a job from the repository does not refuse it.
+ENV_WITH_REGISTRY = {**SECRET_ENV, "JR_REGISTRY": REGISTRY}
+GIT_URL = "https://git.example.com/team/jenkins-test.git"
 
 
 class Result:
@@ -39,7 +43,12 @@ Run = Callable[..., Result]
 
 
 @pytest.fixture
-def jr(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> Run:
+def jr(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
+       monkeypatch: pytest.MonkeyPatch) -> Run:
+    # The CLI masks every value any Secret of this process ever held; other tests' hostile
+    # passwords ("--tag", "-n", …) must not mask option names here, as in a fresh `jr` process.
+    monkeypatch.setattr(Secret, "_seen", set())
+
     def run(*argv: str, environ: dict[str, str] | None = None) -> Result:
         env = dict(SECRET_ENV if environ is None else environ)
         with caplog.at_level(logging.DEBUG):
@@ -96,26 +105,87 @@ def test_registry_defaults_to_jr_registry(jr: Run) -> None:
 
 
 def test_render_job_pipeline_and_freestyle(jr: Run) -> None:
-    for job_type in ("pipeline", "freestyle"):
+    job_types: tuple[JobType, ...] = ("pipeline", "freestyle")
+    for job_type in job_types:
         result = jr("render", "job", "--type", job_type, *BASE, "--credentials-id", CREDENTIALS_ID,
-                    "--description", "nightly <push>")
+                    "--description", "nightly <push>", "--scm-url", GIT_URL)
         assert result.code == 0, result.err
         expected = JobSpec(job_type=job_type, push=PushSpec(registry=REGISTRY, image=IMAGE, tags=TAGS),
-                           credentials_id=CREDENTIALS_ID, description="nightly <push>")
+                           credentials_id=CREDENTIALS_ID, description="nightly <push>",
+                           scm=ScmSpec(url=GIT_URL))
         assert result.out == render.render_job_xml(expected)
         assert parse_xml(result.out).findtext("description", "").startswith("nightly <push>")
         result.assert_no_secret()
 
 
-def test_render_job_from_scm(jr: Run) -> None:
-    result = jr("render", "job", "--type", "pipeline", *BASE, "--credentials-id", CREDENTIALS_ID,
-                "--scm-url", "https://git.example.com/x.git", "--script-path", "ci/Jenkinsfile")
+def test_every_job_option_reaches_the_spec(jr: Run) -> None:
+    """The one factory (cli/job_options.py) maps each option to its field; nothing is dropped."""
+    result = jr(
+        "render", "job", "--type", "freestyle", *BASE, "--credentials-id", CREDENTIALS_ID,
+        "--scm-url", GIT_URL, "--scm-branch", "*/release", "--scm-credentials-id", "git-login",
+        "--runner", "docker", "--dockerfile", "docker/Dockerfile", "--context", "src",
+        "--build-arg", "A=1", "--build-arg", "B=x=${BUILD_NUMBER}", "--label", "k=v",
+        "--label", "e=", "--pull", "--oci-source", "https://h/x.git", "--agent", "linux",
+        "--no-concurrent", "--description", "d")
     assert result.code == 0, result.err
-    expected = JobSpec(job_type="pipeline", push=PushSpec(registry=REGISTRY, image=IMAGE, tags=TAGS),
-                       credentials_id=CREDENTIALS_ID,
-                       scm=ScmSpec(url="https://git.example.com/x.git", script_path="ci/Jenkinsfile"))
+    expected = JobSpec(
+        job_type="freestyle", credentials_id=CREDENTIALS_ID, description="d", agent="linux",
+        concurrent=False,
+        scm=ScmSpec(url=GIT_URL, branch="*/release", credentials_id="git-login"),
+        push=PushSpec(registry=REGISTRY, image=IMAGE, tags=TAGS, runner="docker",
+                      build_options=BuildOptions(
+                          dockerfile="docker/Dockerfile", context="src",
+                          build_args=(("A", "1"), ("B", "x=${BUILD_NUMBER}")),
+                          labels=(("k", "v"), ("e", "")), pull=True, oci_source="https://h/x.git")))
+    assert result.out == render.render_job_xml(expected)
+    result = jr("render", "job", "--type", "pipeline", *BASE, "--credentials-id", CREDENTIALS_ID,
+                "--no-build", "--oci-labels", "--no-pull", "--concurrent")  # defaults, given
+    assert result.code == 0, result.err
+    assert result.out == render.render_job_xml(JobSpec(
+        job_type="pipeline", credentials_id=CREDENTIALS_ID,
+        push=PushSpec(registry=REGISTRY, image=IMAGE, tags=TAGS, build=False)))
+
+
+def test_render_jenkinsfile_and_shell_build_options(jr: Run) -> None:
+    options = ["--build-arg", "V=${BUILD_NUMBER}", "--oci-source", GIT_URL]
+    push = PushSpec(registry=REGISTRY, image=IMAGE, tags=TAGS, build_options=BuildOptions(
+        build_args=(("V", "${BUILD_NUMBER}"),), oci_source=GIT_URL))
+    result = jr("render", "jenkinsfile", *BASE, "--credentials-id", CREDENTIALS_ID, *options,
+                "--agent", "docker && linux", "--no-concurrent")
+    assert result.code == 0, result.err
+    assert result.out == render.render_jenkinsfile(push, CREDENTIALS_ID, agent="docker && linux",
+                                                   concurrent=False)
+    assert "Checkout" not in result.out  # a committed Jenkinsfile gets Jenkins' own checkout
+    result = jr("render", "shell", *BASE, *options)
+    assert (result.code, result.out) == (0, render.render_shell(push))
+    for option in (["--agent", "x"], ["--no-concurrent"], ["--scm-url", GIT_URL]):
+        result = jr("render", "shell", *BASE, *option)  # a shell step has neither: argparse says so
+        assert result.code == ExitCode.USAGE and "unrecognized arguments" in result.err
+
+
+def test_render_job_from_scm(jr: Run) -> None:
+    """--script-path: the job runs the repository's Jenkinsfile and takes only the source options."""
+    result = jr("render", "job", "--type", "pipeline", "--scm-url", GIT_URL,
+                "--script-path", "ci/Jenkinsfile", "--description", "from git", environ=ENV_WITH_REGISTRY)
+    assert result.code == 0, result.err
+    expected = JobSpec(job_type="pipeline", description="from git", scm=ScmSpec(url=GIT_URL),
+                       script_path="ci/Jenkinsfile")
     assert result.out == render.render_job_xml(expected)
     assert "<name>*/main</name>" in result.out
+
+
+@pytest.mark.parametrize("option", [
+    ["--registry", REGISTRY], ["--image", IMAGE], ["--tag", "x"], ["--credentials-id", "c"],
+    ["--runner", "jr"], ["--build"], ["--no-build"], ["--dockerfile", "D"], ["--context", "."],
+    ["--build-arg", "A=b"], ["--label", "k=v"], ["--pull"], ["--no-oci-labels"],
+    ["--oci-source", GIT_URL], ["--agent", "x"], ["--no-concurrent"], ["--concurrent"],
+])
+def test_jenkinsfile_from_the_repository_refuses_what_it_would_ignore(jr: Run, option: list[str]) -> None:
+    result = jr("render", "job", "--type", "pipeline", "--scm-url", GIT_URL, "--script-path", "ci/J",
+                *option)
+    assert_clean_error(result, option[0].replace("--no-", "--"))
+    assert "would be ignored" in result.err and "jr render jenkinsfile" in result.err
+    assert "ci/J" in result.err
 
 
 def test_output_is_written_atomically(jr: Run, tmp_path: Path) -> None:
@@ -166,13 +236,33 @@ def test_documented_example_command_renders_jenkinsfile_example(jr: Run, tmp_pat
     (["render", "shell", "--registry", "https://10.211.55.6:8082", "--image", IMAGE], "scheme"),
     (["render", "shell", "--registry", REGISTRY, "--image", "Jenkins-Test"], "not valid"),
     (["render", "shell", "--registry", REGISTRY, "--image", "jenkins-test:1"], "tag or digest"),
-    (["render", "job", "--type", "freestyle", *BASE, "--credentials-id", "c", "--scm-url", "u"],
-     "pipeline jobs"),
+    (["render", "job", "--type", "freestyle", *BASE, "--credentials-id", "c", "--scm-url", "u",
+      "--script-path", "J"], "only applies to --type pipeline"),
     (["render", "job", "--type", "pipeline", *BASE, "--credentials-id", "c", "--scm-branch", "b"],
      "need --scm-url"),
+    (["render", "job", "--type", "pipeline", *BASE, "--credentials-id", "c"], "needs a source"),
+    (["render", "job", "--type", "freestyle", *BASE, "--credentials-id", "c", "--runner", "docker"],
+     "needs a source"),
+    (["render", "job", "--type", "pipeline", *BASE, "--scm-url", "u"], "No credentials id given"),
+    (["render", "job", "--type", "pipeline", "--registry", REGISTRY, "--credentials-id", "c",
+      "--scm-url", "u"], "No image given"),
+    (["render", "shell", *BASE, "--build-arg", "NOEQUALS"], "has no '='"),
+    (["render", "shell", *BASE, "--label", "k"], "has no '='"),
+    (["render", "shell", *BASE, "--label", "bad key=v"], "label key"),
+    (["render", "shell", *BASE, "--build-arg", "A=${DOCKER_LOGIN_PASSWORD}"], "credential variable"),
+    (["render", "shell", *BASE, "--build-arg", "A=$HOME"], "not a ${NAME}"),
+    (["render", "shell", *BASE, "--no-oci-labels", "--oci-source", "https://h/x"], "contradict"),
+    (["render", "shell", *BASE, "--oci-source", f"https://u:{REGISTRY_PASSWORD}@h/x"],
+     "contains a password"),
+    (["render", "shell", *BASE, "--dockerfile=-x"], "starts with '-'"),
+    (["render", "shell", *BASE, "--no-build", "--build-arg", "A=1"], "--build-arg only apply"),
+    (["render", "job", "--type", "pipeline", *BASE, "--credentials-id", "c", "--no-build",
+      "--scm-url", "u", "--pull"], "--pull only apply"),
+    (["render", "jenkinsfile", *BASE, "--credentials-id", "c", "--agent", "a\nb"],
+     "control character"),
     (["render", "job", "--type", "pipeline", *BASE, "--credentials-id", "c",
       "--scm-url", f"https://u:{REGISTRY_PASSWORD}@git.example.com/x.git"], "contains a password"),
-    (["render", "job", "--type", "pipeline", *BASE, "--credentials-id", "c",
+    (["render", "job", "--type", "pipeline", *BASE, "--credentials-id", "c", "--scm-url", "u",
       "--description", "bell\x07"], "XML cannot carry"),
     (["render"], "Say what to render"),
 ])

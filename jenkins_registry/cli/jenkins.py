@@ -14,6 +14,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from jenkins_registry.cli.common import add_common_options, interactive, prompt_secret
+from jenkins_registry.cli.job_options import TAGS_HELP, add_job_options
 from jenkins_registry.credentials import DEFAULT_PASSWORD_ENV
 from jenkins_registry.errors import UsageError
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from jenkins_registry.credentials import Secret
     from jenkins_registry.jenkins_client import JenkinsClient
     from jenkins_registry.jenkins_provision import Change, Provisioner
+    from jenkins_registry.job_spec import JobSpec
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +37,14 @@ connection (every `jr jenkins` command; no option takes a token or password):
 
 exit codes: 0 done (or nothing to do); 2 invalid option or value, or a name Jenkins refused;
   3 a secret is missing; 4 Jenkins rejected the user or token (401); 5 no permission or no valid
-  crumb (403); 6 folder or credential store not found (404); 7 Jenkins unreachable;
-  11 the job exists and is not managed by jenkins-registry (use --force); 14 Jenkins server error.
+  crumb (403); 6 folder, credential store or the job's credential not found (404); 7 Jenkins
+  unreachable; 11 the job exists and is not managed by jenkins-registry (use --force);
+  13 `jr jenkins check` found something that would stop a job; 14 Jenkins server error.
 """
 
 
 def register(subparsers: Any) -> None:
-    """Add `jr jenkins credential|job`."""
+    """Add `jr jenkins credential|job|check`."""
     jenkins = subparsers.add_parser(
         "jenkins", help="create or update the registry credential and push jobs in Jenkins",
         description="Provision Jenkins through its REST API (python-jenkins): the 'Username with "
@@ -71,32 +74,31 @@ def register(subparsers: Any) -> None:
 
     job = _subparser(commands, "job", "create or update a job that builds and pushes the image")
     job.add_argument("--name", metavar="NAME", required=True, help="job name (inside --folder, if given)")
-    job.add_argument("--type", dest="job_type", choices=("pipeline", "freestyle"), required=True,
-                     help="pipeline (inline Jenkinsfile, or from git with --scm-url) or freestyle")
-    job.add_argument("--registry", metavar="HOST[:PORT]",
-                     help="the registry (default: $JR_REGISTRY), e.g. 10.211.55.6:8082")
-    job.add_argument("--image", metavar="IMAGE", required=True,
-                     help="repository path of the image, without registry or tag, e.g. jenkins-test")
-    job.add_argument("--credentials-id", metavar="ID", required=True,
-                     help="id of the Jenkins 'Username with password' credential")
-    job.add_argument("--tag", metavar="TAG", action="append", default=[],
-                     help="tag to push; repeatable (default: latest); ${NAME} expands at run time")
-    job.add_argument("--build", action=argparse.BooleanOptionalAction, default=True,
-                     help="run `docker build -t IMAGE .` first (default: yes)")
-    job.add_argument("--runner", choices=("jr", "docker"), default="jr",
-                     help="push with jr-push (default) or the plain docker CLI")
-    job.add_argument("--description", metavar="TEXT", default="",
-                     help="job description (a 'Managed by jenkins-registry' line is added)")
     job.add_argument("--folder", metavar="A/B", help="create the job in this folder (created if missing)")
     job.add_argument("--force", action="store_true",
                      help="replace a job of that name that jenkins-registry did not create")
-    scm = job.add_argument_group("Jenkinsfile from git (pipeline only)")
-    scm.add_argument("--scm-url", metavar="URL", help="git repository holding the Jenkinsfile")
-    scm.add_argument("--scm-branch", metavar="BRANCH", help="branch spec (default: */main)")
-    scm.add_argument("--script-path", metavar="PATH", help="Jenkinsfile path (default: Jenkinsfile)")
-    scm.add_argument("--scm-credentials-id", metavar="ID", help="Jenkins credential for the git checkout")
+    add_job_options(job)
+    job.add_argument("--allow-missing-credential", action="store_true",
+                     help="create the job even when no credential store on its path holds "
+                     "--credentials-id (or --scm-credentials-id) yet")
+    job.epilog = f"{TAGS_HELP}\n{EPILOG}"
     _connection_options(job)
     job.set_defaults(handler=handle_job)
+
+    check = commands.add_parser(
+        "check", help="check that Jenkins has what the jobs need (plugins, credential, token)",
+        description="Check, in order: Jenkins answers, the token is accepted, the crumb, every "
+        "plugin the rendered jobs use (cloudbees-folder too with --folder), and that each "
+        "--credentials-id is in a store a job in --folder can use. Only reads; exits 13 when "
+        "something would stop a job.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_common_options(check)
+    check.add_argument("--credentials-id", metavar="ID", action="append", default=[],
+                       help="a credential the jobs bind; repeatable")
+    check.add_argument("--folder", metavar="A/B", help="where the jobs live (default: the root)")
+    _connection_options(check)
+    check.set_defaults(handler=handle_check)
 
 
 def _subparser(subparsers: Any, name: str, help_text: str) -> argparse.ArgumentParser:
@@ -119,7 +121,7 @@ def _connection_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _handle_missing_what(args: argparse.Namespace) -> int:
-    raise UsageError("Say what to provision.", hint="Use `jr jenkins credential|job --help`.")
+    raise UsageError("Say what to provision.", hint="Use `jr jenkins credential|job|check --help`.")
 
 
 # -- connection -----------------------------------------------------------------------------------------
@@ -236,32 +238,66 @@ def handle_credential(args: argparse.Namespace) -> int:
 
 
 def handle_job(args: argparse.Namespace) -> int:
-    from jenkins_registry.job_spec import JobSpec, PushSpec, ScmSpec
+    from jenkins_registry.cli.job_options import job_spec
     from jenkins_registry.render import render_job_xml, validate_jenkins_name
 
     name = validate_jenkins_name(args.name)
     folder = _folder(args.folder)
-    registry = args.registry or args.environ.get("JR_REGISTRY")
-    if not registry:
-        raise UsageError("No registry given.",
-                         hint="Pass --registry HOST[:PORT] (e.g. 10.211.55.6:8082) or set JR_REGISTRY.")
-    scm_options = (args.scm_branch, args.script_path, args.scm_credentials_id)
-    if args.scm_url is None and any(v is not None for v in scm_options):
-        raise UsageError("--scm-branch, --script-path and --scm-credentials-id need --scm-url.",
-                         hint="Pass --scm-url with the git repository that holds the Jenkinsfile.")
-    scm = None
-    if args.scm_url is not None:
-        scm = ScmSpec(url=args.scm_url, branch=args.scm_branch or "*/main",
-                      script_path=args.script_path or "Jenkinsfile", credentials_id=args.scm_credentials_id)
-    spec = JobSpec(
-        job_type=args.job_type, credentials_id=args.credentials_id, description=args.description, scm=scm,
-        push=PushSpec(registry=registry, image=args.image, tags=tuple(args.tag), build=args.build,
-                      runner=args.runner),
-    )
+    spec = job_spec(args)
     xml = render_job_xml(spec)
     client = _connect(args)
+    if not args.allow_missing_credential:
+        _require_credentials(client, spec, folder)
     changes = _provisioner(client, args.dry_run).apply_job((*folder, name), xml, force=args.force)
     for change in changes:
         _report(change, args.dry_run)
     log.debug("%d requests to Jenkins (after the crumb)", client.requests_sent)
+    return 0
+
+
+def _require_credentials(client: JenkinsClient, spec: JobSpec, folder: tuple[str, ...]) -> None:
+    """Refuse (exit 6), before any write, a credential id no store on the job's path holds: the job
+    would be created and then fail at its first build."""
+    from jenkins_registry.errors import NotFoundError
+    from jenkins_registry.jenkins_check import credential_fix, find_credential
+
+    wanted = [cid for cid in (spec.credentials_id, spec.scm.credentials_id if spec.scm else None) if cid]
+    for cid in dict.fromkeys(wanted):
+        found = find_credential(client, cid, folder)
+        if found.store is not None:
+            log.info("credential %s: in %s", cid, found.store)
+            continue
+        where = "the system store" + (f" or a folder store on {'/'.join(folder)}" if folder else "")
+        seen = (f" It is in {found.invisible} with SYSTEM scope, which builds cannot use."
+                if found.invisible else "")
+        raise NotFoundError(
+            f"No credential {cid!r} in {where}; the job's builds would fail.{seen}",
+            hint=f"{credential_fix(cid, folder).capitalize()}; or pass --allow-missing-credential "
+            "to create the job anyway.",
+        )
+
+
+# -- jr jenkins check -----------------------------------------------------------------------------------
+
+
+def handle_check(args: argparse.Namespace) -> int:
+    from jenkins_registry.checklist import failures
+    from jenkins_registry.cli.common import print_checklist
+    from jenkins_registry.errors import CheckFailedError
+    from jenkins_registry.jenkins_check import check_jenkins
+    from jenkins_registry.render import validate_credential_id
+
+    for cid in args.credentials_id:
+        validate_credential_id(cid)
+    folder = _folder(args.folder)
+    client = _connect(args)
+    results = check_jenkins(client, credential_ids=list(dict.fromkeys(args.credentials_id)),
+                            job_folder=folder)
+    print(f"jr jenkins check: {client.url}")
+    print_checklist(results)
+    failed = failures(results)
+    if failed:
+        raise CheckFailedError(f"{len(failed)} check(s) failed: {', '.join(r.name for r in failed)}.",
+                               hint="Apply each fix above, then run `jr jenkins check` again.")
+    print("Jenkins has what the jobs need")
     return 0

@@ -6,7 +6,11 @@ pipeline {
     stages {
         stage('Build') {
             steps {
-                sh 'docker build -t jenkins-test .'
+                sh '''
+                    set -eu
+                    jr_image=jenkins-test:jr-build-"$(printf '%s' "${BUILD_TAG:-local}" | LC_ALL=C tr -c 'A-Za-z0-9_.-' _ | tail -c 119)"
+                    docker build --tag "$jr_image" .
+                '''
             }
         }
         stage('Push') {
@@ -17,18 +21,28 @@ pipeline {
                     sh '''
                         set +x
                         set -eu
+                        jr_image=jenkins-test:jr-build-"$(printf '%s' "${BUILD_TAG:-local}" | LC_ALL=C tr -c 'A-Za-z0-9_.-' _ | tail -c 119)"
                         DOCKER_CONFIG="$(mktemp -d)"
                         export DOCKER_CONFIG
                         trap 'rm -rf "$DOCKER_CONFIG"' EXIT
                         trap 'exit 1' HUP INT TERM
                         printf '%s' "$DOCKER_LOGIN_PASSWORD" | docker login --username "$DOCKER_LOGIN_USERNAME" --password-stdin 10.211.55.6:8082
-                        docker tag jenkins-test 10.211.55.6:8082/jenkins-test:latest
+                        docker tag "$jr_image" 10.211.55.6:8082/jenkins-test:latest
                         docker push 10.211.55.6:8082/jenkins-test:latest
-                        docker tag jenkins-test 10.211.55.6:8082/jenkins-test:"${BUILD_NUMBER}"
+                        docker tag "$jr_image" 10.211.55.6:8082/jenkins-test:"${BUILD_NUMBER}"
                         docker push 10.211.55.6:8082/jenkins-test:"${BUILD_NUMBER}"
                     '''
                 }
             }
+        }
+    }
+    post {
+        always {
+            // Remove what this build tagged on the agent's engine, also when it failed.
+            sh '''
+                jr_image=jenkins-test:jr-build-"$(printf '%s' "${BUILD_TAG:-local}" | LC_ALL=C tr -c 'A-Za-z0-9_.-' _ | tail -c 119)"
+                docker image rm --no-prune "$jr_image" 10.211.55.6:8082/jenkins-test:latest 10.211.55.6:8082/jenkins-test:"${BUILD_NUMBER}" 2>/dev/null || true
+            '''
         }
     }
 }

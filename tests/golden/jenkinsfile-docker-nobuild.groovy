@@ -26,4 +26,10 @@ pipeline {
             }
         }
     }
+    post {
+        always {
+            // Remove what this build tagged on the agent's engine, also when it failed.
+            sh 'docker image rm --no-prune 10.211.55.6:8082/jenkins-test:latest 10.211.55.6:8082/jenkins-test:"${BUILD_NUMBER}" 2>/dev/null || true'
+        }
+    }
 }

@@ -6,7 +6,11 @@ pipeline {
     stages {
         stage('Build') {
             steps {
-                sh 'docker build -t jenkins-test .'
+                sh '''
+                    set -eu
+                    jr_image=jenkins-test:jr-build-"$(printf '%s' "${BUILD_TAG:-local}" | LC_ALL=C tr -c 'A-Za-z0-9_.-' _ | tail -c 119)"
+                    docker build --tag "$jr_image" .
+                '''
             }
         }
         stage('Push') {
@@ -14,10 +18,23 @@ pipeline {
                 withCredentials([usernamePassword(credentialsId: 'docker-registry-login',
                                                   usernameVariable: 'DOCKER_LOGIN_USERNAME',
                                                   passwordVariable: 'DOCKER_LOGIN_PASSWORD')]) {
-                    sh 'jr-push --image jenkins-test --registry 10.211.55.6:8082 --tag latest --tag "${BUILD_NUMBER}" --digest-file image.digest'
+                    sh '''
+                        set -eu
+                        jr_image=jenkins-test:jr-build-"$(printf '%s' "${BUILD_TAG:-local}" | LC_ALL=C tr -c 'A-Za-z0-9_.-' _ | tail -c 119)"
+                        jr-push --image "$jr_image" --name jenkins-test --registry 10.211.55.6:8082 --tag latest --tag "${BUILD_NUMBER}" --digest-file image.digest
+                    '''
                 }
                 archiveArtifacts artifacts: 'image.digest'
             }
+        }
+    }
+    post {
+        always {
+            // Remove what this build tagged on the agent's engine, also when it failed.
+            sh '''
+                jr_image=jenkins-test:jr-build-"$(printf '%s' "${BUILD_TAG:-local}" | LC_ALL=C tr -c 'A-Za-z0-9_.-' _ | tail -c 119)"
+                docker image rm --no-prune "$jr_image" 2>/dev/null || true
+            '''
         }
     }
 }

@@ -3,14 +3,24 @@
 # Build the image and push it to the private registry. The login comes from the job's
 # "Username and password (separated)" binding as environment variables; no secret is written here.
 set -eu
-docker build -t jenkins-test .
-set +x
-DOCKER_CONFIG="$(mktemp -d)"
-export DOCKER_CONFIG
-trap 'rm -rf "$DOCKER_CONFIG"' EXIT
+jr_image=jenkins-test:jr-build-"$(printf '%s' "${BUILD_TAG:-local}" | LC_ALL=C tr -c 'A-Za-z0-9_.-' _ | tail -c 119)"
+jr_config=
+# On exit, also after a failure or an abort: remove what this build tagged on the engine (and the
+# login). The step keeps its exit status.
+jr_cleanup() {
+    set +eu
+    docker image rm --no-prune "$jr_image" 10.211.55.6:8082/jenkins-test:latest 10.211.55.6:8082/jenkins-test:"${BUILD_NUMBER}" 2>/dev/null || true
+    [ -z "$jr_config" ] || rm -rf "$jr_config"
+}
+trap jr_cleanup EXIT
 trap 'exit 1' HUP INT TERM
+docker build --tag "$jr_image" .
+set +x
+jr_config="$(mktemp -d)"
+DOCKER_CONFIG="$jr_config"
+export DOCKER_CONFIG
 printf '%s' "$DOCKER_LOGIN_PASSWORD" | docker login --username "$DOCKER_LOGIN_USERNAME" --password-stdin 10.211.55.6:8082
-docker tag jenkins-test 10.211.55.6:8082/jenkins-test:latest
+docker tag "$jr_image" 10.211.55.6:8082/jenkins-test:latest
 docker push 10.211.55.6:8082/jenkins-test:latest
-docker tag jenkins-test 10.211.55.6:8082/jenkins-test:"${BUILD_NUMBER}"
+docker tag "$jr_image" 10.211.55.6:8082/jenkins-test:"${BUILD_NUMBER}"
 docker push 10.211.55.6:8082/jenkins-test:"${BUILD_NUMBER}"

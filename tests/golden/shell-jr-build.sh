@@ -3,5 +3,14 @@
 # Build the image and push it to the private registry. The login comes from the job's
 # "Username and password (separated)" binding as environment variables; no secret is written here.
 set -eu
-docker build -t jenkins-test .
-jr-push --image jenkins-test --registry 10.211.55.6:8082 --tag latest --tag "${BUILD_NUMBER}" --digest-file image.digest
+jr_image=jenkins-test:jr-build-"$(printf '%s' "${BUILD_TAG:-local}" | LC_ALL=C tr -c 'A-Za-z0-9_.-' _ | tail -c 119)"
+# On exit, also after a failure or an abort: remove what this build tagged on the engine (and the
+# login). The step keeps its exit status.
+jr_cleanup() {
+    set +eu
+    docker image rm --no-prune "$jr_image" 2>/dev/null || true
+}
+trap jr_cleanup EXIT
+trap 'exit 1' HUP INT TERM
+docker build --tag "$jr_image" .
+jr-push --image "$jr_image" --name jenkins-test --registry 10.211.55.6:8082 --tag latest --tag "${BUILD_NUMBER}" --digest-file image.digest
