@@ -146,6 +146,7 @@ def _keep_tags(args: argparse.Namespace) -> bool:
 
 def _push_engine(args: argparse.Namespace, registry: str, progress: ProgressSink) -> PushResult:
     from jenkins_registry import docker_engine, engine_push, export_push
+    from jenkins_registry.push_lock import exclusive_push
 
     plan = engine_push.plan_push(args.image, registry=registry, repository=args.name, tags=args.tag)
     route = _route(args)
@@ -153,10 +154,11 @@ def _push_engine(args: argparse.Namespace, registry: str, progress: ProgressSink
     credentials = _credentials(args, plan.registry)
     client = docker_engine.connect(args.environ)
     try:
-        return export_push.push_local_image(client, plan, credentials, progress, route=route,
-                                            environ=args.environ,
-                                            temp_dir=args.environ.get("TMPDIR") or None,
-                                            keep_tags=keep_tags)
+        with exclusive_push(docker_engine.engine_address(args.environ), plan.target):
+            return export_push.push_local_image(client, plan, credentials, progress, route=route,
+                                                environ=args.environ,
+                                                temp_dir=args.environ.get("TMPDIR") or None,
+                                                keep_tags=keep_tags)
     finally:
         client.close()
 
