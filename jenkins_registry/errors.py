@@ -27,7 +27,7 @@ class ExitCode(IntEnum):
     REGISTRY = 10  # the registry refused or failed the push for another reason
     CONFLICT = 11  # a Jenkins job exists that this tool does not own (use --force)
     INVALID_INPUT_FILE = 12  # a corrupt archive, an invalid daemon.json, an unreadable file
-    CHECK_FAILED = 13  # `jr doctor` found something that blocks a push
+    CHECK_FAILED = 13  # `jr doctor` or `jr jenkins check` found something that blocks a push or a job
     SERVER = 14  # Jenkins or Nexus answered with an unexpected server error
     INTERRUPTED = 130  # Ctrl-C
 
