@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from jenkins_registry.credentials import Secret
-from jenkins_registry.errors import ExitCode, JrError, redact
+from jenkins_registry.errors import ExitCode, JrError, UsageError, redact
 
 if TYPE_CHECKING:
     from jenkins_registry.checklist import CheckResult
@@ -55,6 +55,20 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
         "-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
         help="print only results and errors",
     )
+
+
+REGISTRY_ENV = "JR_REGISTRY"
+
+
+def registry_from(args: argparse.Namespace) -> str:
+    """The registry of a command: --registry, else $JR_REGISTRY (the one place that reads it)."""
+    registry: str | None = getattr(args, "registry", None) or args.environ.get(REGISTRY_ENV)
+    if not registry:
+        raise UsageError(
+            "No registry given.",
+            hint=f"Pass --registry HOST[:PORT] (e.g. 10.211.55.6:8082) or set {REGISTRY_ENV}.",
+        )
+    return registry
 
 
 def configure_logging(debug: bool, quiet: bool) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from jenkins_registry.cli.common import registry_from
 from jenkins_registry.errors import UsageError
 
 if TYPE_CHECKING:
@@ -143,10 +144,7 @@ def push_spec(args: argparse.Namespace) -> PushSpec:
     """The PushSpec of `jr render jenkinsfile|shell|job` and `jr jenkins job`."""
     from jenkins_registry.job_spec import PushSpec
 
-    registry = args.registry or args.environ.get("JR_REGISTRY")
-    if not registry:
-        raise UsageError("No registry given.",
-                         hint="Pass --registry HOST[:PORT] (e.g. 10.211.55.6:8082) or set JR_REGISTRY.")
+    registry = registry_from(args)
     if args.image is None:
         raise UsageError("No image given.",
                          hint="Pass --image with the repository path, e.g. --image jenkins-test.")

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TextIO, cast
 
-from jenkins_registry.cli.common import add_common_options, add_version_option, run_command
+from jenkins_registry.cli.common import add_common_options, add_version_option, registry_from, run_command
 from jenkins_registry.credentials import (
     DEFAULT_PASSWORD_ENV,
     DEFAULT_USERNAME_ENV,
@@ -192,13 +192,7 @@ def print_result(result: PushResult, as_json: bool, out: TextIO) -> None:
 
 
 def handle_push(args: argparse.Namespace) -> int:
-    registry_text = args.registry or args.environ.get("JR_REGISTRY")
-    if not registry_text:
-        raise UsageError(
-            "No registry given.",
-            hint="Pass --registry HOST[:PORT] (e.g. 10.211.55.6:8082) or set JR_REGISTRY.",
-        )
-    registry = parse_registry(registry_text)
+    registry = parse_registry(registry_from(args))
     daemonless = args.from_archive is not None or args.from_oci is not None
     if args.image is None and not daemonless:
         raise UsageError(
