@@ -41,7 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests import services  # noqa: E402
+from tests.support import services  # noqa: E402
 
 PYTHON = sys.executable
 JR_PUSH = str(Path(PYTHON).with_name("jr-push"))
@@ -174,16 +174,16 @@ IN_PROCESS = """
 import sys, time
 import requests  # imported lazily by the library; not part of the push itself
 from pathlib import Path
-from jenkins_registry.credentials import Secret, UsernamePassword
-from jenkins_registry.daemonless_push import push_image_source
+from jenkins_registry.secret_types import Secret, UsernamePassword
+from jenkins_registry.daemonless_push import SourcePushOptions, push_source
 from jenkins_registry.progress import NullProgress
+from jenkins_registry.push_target import parse_request
 import os
 creds = UsernamePassword(username=os.environ["DOCKER_LOGIN_USERNAME"],
                          password=Secret(os.environ["DOCKER_LOGIN_PASSWORD"]), source="env")
 start = time.perf_counter()
-push_image_source(Path(sys.argv[1]), source_kind="archive", registry=sys.argv[2], repository=sys.argv[3],
-                  tags=[sys.argv[4]], credentials=creds, compression="gzip", jobs=0, insecure=False,
-                  progress=NullProgress())
+push_source(Path(sys.argv[1]), "archive", parse_request(sys.argv[2], sys.argv[3], [sys.argv[4]]), creds,
+            NullProgress(), SourcePushOptions())
 print(time.perf_counter() - start, file=sys.stderr)
 """
 

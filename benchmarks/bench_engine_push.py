@@ -34,7 +34,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests import services  # noqa: E402
+from tests.support import services  # noqa: E402
 
 SHELL_STEP = """
 set -eu

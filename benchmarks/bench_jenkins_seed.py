@@ -20,11 +20,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import jenkins
 
 from jenkins_registry import render
-from jenkins_registry.credentials import Secret
 from jenkins_registry.jenkins_client import JenkinsSettings, connect
 from jenkins_registry.jenkins_provision import LiveWriter, Provisioner
 from jenkins_registry.job_spec import CredentialSpec, JobSpec, JobType, PushSpec, ScmSpec
-from tests.jenkins_emulator import JenkinsEmulator
+from jenkins_registry.secret_types import Secret
+from tests.support.jenkins_emulator import JenkinsEmulator
 
 USER, TOKEN = "bench", "bench-token-0123456789abcdef"
 CRUMB = "/crumbIssuer/api/json"

@@ -2,9 +2,9 @@
 an image the registry already holds (the `unchanged` path: engine look-ups, login, one manifest).
 
 Runs the `jr-push` console script installed next to this interpreter (as an agent runs it), against a
-private Docker engine and a local registry started for the run (tests/services.py). References measured in
-the same run: `python -c pass` and `python -c 'import docker'` (the floor the docker SDK sets). Prints
-medians; asserts nothing.
+private Docker engine and a local registry started for the run (tests/support/services.py).
+References measured in the same run: `python -c pass` and `python -c 'import docker'` (the floor
+the docker SDK sets). Prints medians; asserts nothing.
 
     python benchmarks/bench_startup.py [--runs 21]
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests import services  # noqa: E402
+from tests.support import services  # noqa: E402
 
 
 def timed(argv: Sequence[str], env: dict[str, str]) -> float:

@@ -1,91 +1,79 @@
-"""Credentials: a secret type that never prints itself, and the one precedence rule for finding them.
+"""Credentials: the one precedence rule for finding a secret, and the keyring's username rule.
 
 Precedence (implemented here once, used by every command):
   1. the environment variables chosen on the command line (`--username-env`, `--password-env`);
   2. the default environment variables (DOCKER_LOGIN_USERNAME / DOCKER_LOGIN_PASSWORD, as the
      Jenkins "Username and password (separated)" binding in our templates injects them);
-  3. the OS keyring entry stored by `jr login`;
+  3. the OS keyring entry stored by `jr login` (for a single password: only when it was stored for
+     the same user, see `keyring_password_for`); a keyring that cannot be read is skipped with a
+     warning, as twine does, and the next source is tried;
   4. an interactive prompt, only when the caller allows it (a terminal, not under Jenkins);
   5. otherwise: anonymous for a push, an error where a secret is required.
 The *source* of each credential is logged, never its value.
+
+`Secret` and `UsernamePassword` live in `secret_types` and are re-exported here.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import TypeVar
 
 from jenkins_registry.errors import CredentialsError
+from jenkins_registry.keyring_store import KeyringStore
+from jenkins_registry.secret_types import Secret, UsernamePassword
 
-if TYPE_CHECKING:
-    from jenkins_registry.keyring_store import KeyringStore
+__all__ = [
+    "DEFAULT_PASSWORD_ENV",
+    "DEFAULT_USERNAME_ENV",
+    "Prompt",
+    "Secret",
+    "UsernamePassword",
+    "keyring_password_for",
+    "resolve_registry_credentials",
+    "resolve_secret",
+]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_USERNAME_ENV = "DOCKER_LOGIN_USERNAME"
 DEFAULT_PASSWORD_ENV = "DOCKER_LOGIN_PASSWORD"
 
-
-class Secret:
-    """A string that shows `****` in str(), repr() and f-strings; `reveal()` is the only way out.
-
-    Every value is also remembered (for this process only) so that the CLI can redact it from any
-    text it prints, including --debug tracebacks of third-party errors.
-    """
-
-    __slots__ = ("_value",)
-    _seen: ClassVar[set[str]] = set()
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-        if value:
-            Secret._seen.add(value)
-
-    @classmethod
-    def known_values(cls) -> frozenset[str]:
-        return frozenset(cls._seen)
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('****')"
-
-    def __str__(self) -> str:
-        return "****"
-
-    def __format__(self, spec: str) -> str:
-        return "****"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
-
-    def __reduce__(self) -> tuple[object, ...]:
-        raise TypeError("a Secret cannot be pickled")
-
-
-@dataclass(frozen=True, kw_only=True)
-class UsernamePassword:
-    """A username and its password, with where they came from (for the log)."""
-
-    username: str
-    password: Secret = field(repr=False)
-    source: str
-
-    def auth_config(self) -> dict[str, str]:
-        """The dict the Docker engine API takes as X-Registry-Auth / login body."""
-        return {"username": self.username, "password": self.password.reveal()}
+_T = TypeVar("_T")
 
 
 Prompt = Callable[[str], str]
+
+
+def _read_keyring(what: str, read: Callable[[], _T | None]) -> _T | None:
+    """One keyring read during resolution. A keyring that cannot be read (backend error, locked,
+    no loadable backend) is not a reason to stop: warn once, naming the problem, and let the caller
+    try its next source. KeyringStore's errors name only the backend's exception type, no secret.
+    """
+    try:
+        return read()
+    except CredentialsError as exc:
+        log.warning("%s: skipped the OS keyring. %s %s", what, exc.message, exc.hint)
+        return None
+
+
+def keyring_password_for(store: KeyringStore, registry: str, username: str) -> Secret | None:
+    """The password `jr login` stored for *registry*, only when it was stored for *username*.
+
+    The keyring holds one user per registry: an entry stored for someone else holds that user's
+    password, which must not become *username*'s (in a Jenkins credential, a Nexus account), so it
+    counts as none. A keyring that cannot be read also counts as none, with a warning. Used by
+    `jr jenkins credential --registry` and `jr nexus setup --user`.
+    """
+    stored = _read_keyring(f"password of {username} for {registry}", lambda: store.get(registry))
+    if stored is None:
+        return None
+    if stored.username != username:
+        log.info("keyring: the entry for %s is for user %s, not %s; not used",
+                 registry, stored.username, username)
+        return None
+    return stored.password
 
 
 def _env_value(environ: Mapping[str, str], name: str) -> str | None:
@@ -133,7 +121,7 @@ def resolve_registry_credentials(
             hint="Bind the credential to those variables in the Jenkins job, or drop the options.",
         )
     if keyring_store is not None:
-        stored = keyring_store.get(registry)
+        stored = _read_keyring(f"credentials for {registry}", lambda: keyring_store.get(registry))
         if stored is not None:
             log.info("credentials for %s: the OS keyring (user %s)", registry, stored.username)
             return stored
@@ -163,14 +151,16 @@ def resolve_secret(
 ) -> Secret:
     """Find one required secret: environment variable, then keyring, then prompt; else an error.
 
-    Used for the Jenkins API token, a Jenkins credential's password and the Nexus admin password.
+    Used for the Jenkins API token, a Jenkins credential's password, the Nexus admin password and
+    the Nexus push account's password. A *keyring_lookup* that raises CredentialsError (the
+    keyring cannot be read) is skipped with a warning.
     """
     value = _env_value(environ, env_var)
     if value:
         log.info("%s: from the environment (%s)", what, env_var)
         return Secret(value)
     if keyring_lookup is not None:
-        stored = keyring_lookup()
+        stored = _read_keyring(what, keyring_lookup)
         if stored:
             log.info("%s: from the OS keyring", what)
             return stored

@@ -5,7 +5,8 @@ An HTTP registry (a Nexus HTTP connector such as 10.211.55.6:8082) must be liste
 client". Facts used here (moby `registry/config.go`, `daemon/reload.go`; registry-notes.md §2):
   * an entry is a CIDR (matched against the registry's resolved IPs) or an exact `host[:port]`
     equal to the image-name prefix; moby strips a leading `http://`/`https://` with a warning;
-  * 127.0.0.0/8 and ::1/128 are insecure by default;
+  * 127.0.0.0/8 is insecure by default (`reference.ENGINE_IMPLICIT_INSECURE_RANGE`), and ::1/128
+    too on engines newer than 20.10;
   * the list is reloaded on SIGHUP, no restart needed; the engine's info then shows it under
     `RegistryConfig.IndexConfigs[host].Secure == false` (names) or `InsecureRegistryCIDRs` (CIDRs).
 
@@ -41,8 +42,7 @@ from jenkins_registry.errors import (
     PermissionDeniedError,
     UsageError,
 )
-from jenkins_registry.reference import parse_registry
-from jenkins_registry.registry_client import split_host_port
+from jenkins_registry.reference import ENGINE_DEFAULT_INSECURE_CIDRS, parse_registry, split_host_port
 
 log = logging.getLogger(__name__)
 
@@ -280,7 +280,7 @@ def insecure_reason(info: Mapping[str, Any], registry: str,
         for address in addresses:
             with contextlib.suppress(ValueError):
                 if ipaddress.ip_address(address.split("%", 1)[0]) in network:
-                    implicit = cidr in ("127.0.0.0/8", "::1/128")
+                    implicit = cidr in ENGINE_DEFAULT_INSECURE_CIDRS
                     return f"{address} is in {cidr}" + (" (loopback, insecure by default)"
                                                        if implicit else "")
     return None

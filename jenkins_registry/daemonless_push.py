@@ -18,8 +18,11 @@ whose layers already have the wanted compression is pushed with its own manifest
 so its digest is kept.
 
 Re-pushing an unchanged image costs a few requests: layers are matched to blobs the registry
-already has, through the manifests (and configs) the wanted tags and `latest` point at now, and
-through an optional local blob cache (`blob_cache`), which also names repositories to mount from.
+already has, through the manifests (and configs) the wanted tags and `latest` point at now
+(`target_tags`, shared with the route decision when the export route calls), and through an
+optional local blob cache (`blob_cache`), which also names repositories to mount from.
+
+`push_source` takes the target as the CLI parsed it (`TargetRequest`) and a `SourcePushOptions`.
 """
 
 from __future__ import annotations
@@ -37,8 +40,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from jenkins_registry import image_archive
 from jenkins_registry.compression import Cancelled, Compressor, Encoding, LayerStream
-from jenkins_registry.credentials import UsernamePassword
-from jenkins_registry.errors import InputFileError, JrError, RegistryError, UsageError
+from jenkins_registry.errors import InputFileError, RegistryError, UsageError
 from jenkins_registry.image_archive import (
     MEDIA_DOCKER_CONFIG,
     MEDIA_DOCKER_MANIFEST,
@@ -49,8 +51,11 @@ from jenkins_registry.image_archive import (
 )
 from jenkins_registry.progress import ProgressSink
 from jenkins_registry.push_result import PushResult
-from jenkins_registry.reference import parse_path, parse_registry, parse_tag
-from jenkins_registry.registry_client import BytesBody, Manifest, RegistryClient, RetryPolicy
+from jenkins_registry.push_target import PushTarget, TargetRequest
+from jenkins_registry.reference import parse_path, parse_tag
+from jenkins_registry.registry_client import BytesBody, RegistryClient, RetryPolicy, SchemePolicy
+from jenkins_registry.secret_types import UsernamePassword
+from jenkins_registry.target_tags import CurrentImages, TaggedImage, holds_image, put_tags
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -70,7 +75,6 @@ _MEDIA_ENCODING: dict[str, Encoding] = {
     "application/vnd.docker.image.rootfs.diff.tar": "none",
     **{media: encoding for encoding, media in OCI_LAYER.items()},  # type: ignore[misc]
 }
-_ACCEPT = (MEDIA_DOCKER_MANIFEST, MEDIA_OCI_MANIFEST)
 
 
 def default_jobs() -> int:
@@ -210,17 +214,17 @@ def _manifest_format(source: ImageSource, targets: Sequence[Encoding]) -> Manife
     return "oci"
 
 
-def _resolve_names(source: ImageSource, repository: str | None,
-                   tags: Sequence[str]) -> tuple[str, tuple[str, ...]]:
+def _target_of(source: ImageSource, request: TargetRequest) -> PushTarget:
+    """*request* completed with the name the source records (read from the file: checked here)."""
     default_path, default_tag = source.default_name()
-    if repository is None:
+    own_path = request.repository
+    if own_path is None:
         if default_path is None:
             raise UsageError(f"{source.path} records no image name.",
                              hint="Pass the repository with --name (e.g. --name team/app).")
-        repository = default_path
-    repository = parse_path(repository)
-    wanted = list(dict.fromkeys(parse_tag(t) for t in tags)) or [default_tag or "latest"]
-    return repository, tuple(parse_tag(t) for t in wanted)
+        own_path = parse_path(default_path)
+    own_tag = parse_tag(default_tag) if not request.tags and default_tag is not None else None
+    return request.complete(own_path, own_tag)
 
 
 # -- the push -------------------------------------------------------------------------------------
@@ -252,12 +256,13 @@ class _LayerBody:
 
 
 class _Pusher:
-    def __init__(self, client: RegistryClient, source: ImageSource, repository: str,
+    def __init__(self, client: RegistryClient, source: ImageSource, current: CurrentImages,
                  compression: Compression, jobs: int, progress: ProgressSink,
                  cache: BlobInfoCache | None, chunk_size: int | None) -> None:
         self.client = client
         self.source = source
-        self.repository = repository
+        self.current = current
+        self.repository = current.target.repository
         self.jobs = jobs
         self.progress = progress
         self.cache = cache
@@ -275,10 +280,10 @@ class _Pusher:
 
     # -- what the registry (or the cache) already has --------------------------------------------
 
-    def discover(self, tag: str) -> Manifest | None:
-        """Map DiffIDs to blobs through the manifest *tag* points at now, and the local cache.
+    def discover(self, tag: str) -> TaggedImage | None:
+        """Map DiffIDs to blobs through the image *tag* points at now, and the local cache.
 
-        Returns that manifest (None when the tag does not exist or cannot be used).
+        Returns that image (None when the tag does not exist or cannot be used).
         """
         registry = self.client.registry
         if self.cache is not None:
@@ -287,46 +292,42 @@ class _Pusher:
                 if found:
                     self.known.setdefault(plan.layer.diff_id, []).extend(found)
         try:
-            current = self.client.get_manifest(self.repository, tag, _ACCEPT)
-            if current is None:
-                return None
-            document = json.loads(current.body)
-            config_digest = document["config"]["digest"]
-            layers = document["layers"]
-            if config_digest == self.source.config_digest:
-                diff_ids = list(self.source.diff_ids)
-            else:
-                old = json.loads(self.client.get_blob(self.repository, config_digest))
-                diff_ids = old["rootfs"]["diff_ids"]
-            if len(diff_ids) != len(layers):
-                return None
-            for diff_id, layer in zip(diff_ids, layers, strict=True):
-                encoding = _MEDIA_ENCODING.get(str(layer.get("mediaType")))
-                if encoding is not None and encoding == self._target_for(diff_id):
-                    self.known.setdefault(diff_id, []).append(
-                        _Known(str(layer["digest"]), int(layer["size"]), (self.repository,)))
-            return current
-        except (RegistryError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            tagged = self.current.get(tag)
+        except RegistryError as exc:
             log.debug("could not use the current manifest of %s:%s (%s)", self.repository, tag,
                       type(exc).__name__)
             return None
+        if tagged is None:
+            return None
+        if holds_image(tagged, self.source.config_digest):
+            diff_ids: Sequence[str] | None = self.source.diff_ids
+        else:
+            diff_ids = self.current.diff_ids(tagged)
+        if diff_ids is None or len(diff_ids) != len(tagged.layers):
+            return None
+        for diff_id, layer in zip(diff_ids, tagged.layers, strict=True):
+            encoding = _MEDIA_ENCODING.get(str(layer.media_type))
+            if encoding is not None and encoding == self._target_for(diff_id):
+                self.known.setdefault(diff_id, []).append(
+                    _Known(layer.digest, layer.size, (self.repository,)))
+        return tagged
 
-    def unchanged(self, current: Manifest) -> list[Descriptor] | None:
-        """The layer descriptors of *current* when it is exactly the manifest this push would write.
-
-        A tagged manifest's blobs are all in the registry (it checked them at PUT, and garbage
-        collection keeps what a tag references), so then nothing needs to be sent again.
+    def unchanged(self, current: TaggedImage) -> list[Descriptor] | None:
+        """The layer descriptors of *current* when it holds this image (`holds_image`) as exactly
+        the manifest this push would write: the compression and the manifest format asked for
+        (and an OCI layout's own manifest, byte for byte) are kept, so nothing else counts here.
         """
+        if not holds_image(current, self.source.config_digest):
+            return None
         try:
-            document = json.loads(current.body)
-            layers = [Descriptor(plan.media_type, str(item["digest"]), int(item["size"]))
-                      for plan, item in zip(self.plans, document["layers"], strict=True)]
-        except (ValueError, KeyError, TypeError):
+            layers = [Descriptor(plan.media_type, item.digest, item.size)
+                      for plan, item in zip(self.plans, current.layers, strict=True)]
+        except ValueError:
             return None
         if self.format == "verbatim":
-            same = current.body == self.source.manifest
+            same = current.manifest.body == self.source.manifest
         else:
-            same = _manifest_bytes(self, self.config_descriptor(), layers)[0] == current.body
+            same = _manifest_bytes(self, self.config_descriptor(), layers)[0] == current.manifest.body
         if not same:
             return None
         for plan in self.plans:
@@ -449,112 +450,95 @@ def _manifest_bytes(pusher: _Pusher, config: Descriptor, layers: Sequence[Descri
     return json.dumps(document, indent=3).encode(), media_type
 
 
-def _put_tags(client: RegistryClient, repository: str, tags: Sequence[str], body: bytes,
-              media_type: str, digest: str, progress: ProgressSink, *, existed: bool | None) -> None:
-    """PUT the manifest once per tag; on a failure, take back the tags this push already wrote.
+@dataclass(frozen=True, kw_only=True)
+class SourcePushOptions:
+    """How `push_source` goes about it.
 
-    *existed* says whether the manifest was in the registry before (None: ask it, when it matters).
+    *jobs* 0 means `default_jobs()`. *blob_cache* names a JSON file that remembers pushed blobs
+    between runs (for skipping and cross-repository mounts); None keeps no state. *chunk_size*
+    switches blob uploads to chunked PATCHes of that many bytes. *ca_bundle* adds CA certificates
+    to the default store for verified HTTPS (the CLI passes REQUESTS_CA_BUNDLE). *image_selector*
+    picks one image of a multi-image source.
     """
-    if existed is None:
-        existed = len(tags) > 1 and client.manifest_digest(repository, digest, (media_type,)) is not None
-    written: list[str] = []
-    for tag in tags:
-        try:
-            client.put_manifest(repository, tag, body, media_type)
-        except JrError as exc:
-            if written:
-                undone = not existed and client.delete_manifest(repository, digest)
-                left = "" if undone else (
-                    f" The tags {', '.join(written)} were already published and could not be taken "
-                    "back; they point at the complete image.")
-                exc.message += left
-                exc.args = (exc.message,)
-            raise
-        written.append(tag)
-        progress.message(f"{tag}: digest: {digest} size: {len(body)}")
+
+    compression: Compression = "gzip"
+    jobs: int = 0
+    insecure: bool = False  # plain HTTP (and unverified HTTPS) to a non-loopback registry
+    image_selector: str | None = None
+    blob_cache: Path | None = None
+    retry: RetryPolicy | None = None
+    chunk_size: int | None = None
+    ca_bundle: str | None = None
 
 
-def push_image_source(
+def push_source(
     source_path: Path,
-    *,
     source_kind: Literal["archive", "oci"],
-    registry: str,
-    repository: str | None,
-    tags: Sequence[str],
+    request: TargetRequest,
     credentials: UsernamePassword | None,
-    compression: Literal["gzip", "none"],
-    jobs: int,
-    insecure: bool,
     progress: ProgressSink,
-    image_selector: str | None = None,
-    blob_cache: Path | None = None,
-    retry: RetryPolicy | None = None,
-    chunk_size: int | None = None,
-    ca_bundle: str | None = None,
+    options: SourcePushOptions = SourcePushOptions(),
+    *,
     client: RegistryClient | None = None,
+    current: CurrentImages | None = None,
 ) -> PushResult:
-    """Push the image in *source_path* to `registry/repository:tag` for every tag, without a daemon.
+    """Push the image in *source_path* to the target *request* names, completed with the name
+    the source records (its path without the registry part; its tag, else `latest`), without a
+    daemon.
 
-    *repository* None takes the name recorded in the source (registry part dropped); empty *tags*
-    take the source's tag, else `latest`. *jobs* 0 means `default_jobs()`. *blob_cache* names a
-    JSON file that remembers pushed blobs between runs (for skipping and cross-repository mounts);
-    None keeps no state.
-    *chunk_size* switches blob uploads to chunked PATCHes of that many bytes. *ca_bundle* adds
-    CA certificates to the default store for verified HTTPS (the CLI passes REQUESTS_CA_BUNDLE).
-    A given *client* (for *registry*, already pinged) is used instead of a new one and not closed.
-    Raises JrError subclasses (the same as the engine path for registry failures).
+    A given *client* (for the registry, already pinged) is used instead of a new one and not
+    closed; a given *current* (for that client and the same target) is what the route decision
+    fetched already. Raises JrError subclasses (the same as the engine path for registry failures).
     """
-    registry = parse_registry(registry)
-    if compression not in ("gzip", "none"):
-        raise UsageError(f"Unknown compression {compression!r}.", hint="Use gzip or none.")
-    jobs = jobs if jobs >= 1 else default_jobs()
-    source = image_archive.open_image_source(Path(source_path), source_kind, image_selector)
-    repository, tag_list = _resolve_names(source, repository, tags)
-    cache = BlobInfoCache(blob_cache) if blob_cache is not None else None
-    log.info("pushing %s (%d layers, %s) to %s/%s as %s", source.path, len(source.layers),
-             compression, registry, repository, ", ".join(tag_list))
+    if options.compression not in ("gzip", "none"):
+        raise UsageError(f"Unknown compression {options.compression!r}.", hint="Use gzip or none.")
+    jobs = options.jobs if options.jobs >= 1 else default_jobs()
+    source = image_archive.open_image_source(Path(source_path), source_kind, options.image_selector)
+    target = _target_of(source, request)
+    cache = BlobInfoCache(options.blob_cache) if options.blob_cache is not None else None
+    log.info("pushing %s (%d layers, %s) to %s as %s", source.path, len(source.layers),
+             options.compression, target.name, ", ".join(target.tags))
     own_client = client is None
     if client is None:
-        client = RegistryClient(registry, credentials=credentials, insecure=insecure, retry=retry,
-                                ca_bundle=ca_bundle)
+        policy = SchemePolicy.from_insecure_flag(target.registry, insecure=options.insecure)
+        client = RegistryClient(target.registry, credentials=credentials, policy=policy,
+                                retry=options.retry, ca_bundle=options.ca_bundle)
     try:
-        pusher = _Pusher(client, source, repository, compression, jobs, progress, cache, chunk_size)
+        if current is None:
+            current = CurrentImages(client, target)
+        pusher = _Pusher(client, source, current, options.compression, jobs, progress, cache,
+                         options.chunk_size)
         if client.base_url is None:
             client.ping()
-        client.check_credentials(repository, probe=False)
-        progress.message(f"The push refers to repository [{registry}/{repository}]")
-        current, layers, found_at = None, None, ""
+        client.check_credentials(target.repository, probe=False)
+        progress.message(f"The push refers to repository [{target.name}]")
+        found, layers = None, None
         # The wanted tags, then `latest`: a build-number tag is new each time, while `latest`
         # usually holds the previous build, whose layers need not be sent again.
-        for candidate in dict.fromkeys([*tag_list, "latest"]):
-            current = pusher.discover(candidate)
-            layers = pusher.unchanged(current) if current is not None else None
-            if current is not None and layers is not None:
-                found_at = candidate
+        for candidate in target.candidate_tags:
+            tagged = pusher.discover(candidate)
+            layers = pusher.unchanged(tagged) if tagged is not None else None
+            if tagged is not None and layers is not None:
+                found = tagged
                 break
-        if current is not None and layers is not None:
-            log.info("%s/%s:%s already is this image; nothing to upload", registry, repository,
-                     found_at)
-            body, media_type, digest = current.body, current.media_type, current.digest
-            if found_at in tag_list:
-                progress.message(f"{found_at}: digest: {digest} size: {len(body)}")
-            _put_tags(client, repository, [t for t in tag_list if t != found_at], body, media_type,
-                      digest, progress, existed=True)
+        if found is not None and layers is not None:
+            log.info("%s already is this image; nothing to upload", target.reference(found.tag))
+            manifest = found.manifest
+            body, media_type, digest = manifest.body, manifest.media_type, manifest.digest
+            put_tags(client, target, body, media_type, digest, progress, existed=True,
+                     holding=found.tag)
         else:
             config, layers = pusher.push_blobs()
             body, media_type = _manifest_bytes(pusher, config, layers)
             digest = f"sha256:{hashlib.sha256(body).hexdigest()}"
-            _put_tags(client, repository, tag_list, body, media_type, digest, progress, existed=None)
+            put_tags(client, target, body, media_type, digest, progress, existed=None)
         if cache is not None:
             for plan, descriptor in zip(pusher.plans, layers, strict=True):
                 cache.record(plan.layer.diff_id, plan.target, descriptor.digest, descriptor.size,
-                             f"{registry}/{repository}")
+                             target.name)
             cache.save()
     finally:
         if own_client:
             client.close()
-    return PushResult(
-        registry=registry, repository=repository, tags=tag_list, digest=digest,
-        manifest_size=len(body), image_size=source.size, image_id=source.config_digest,
-        method="daemonless",
-    )
+    return PushResult(target=target, digest=digest, manifest_size=len(body),
+                      image_size=source.size, image_id=source.config_digest, method="daemonless")

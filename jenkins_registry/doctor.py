@@ -3,7 +3,7 @@
 Each check returns a typed verdict with a one-line summary and, when something is wrong, the fix.
 The first probes speak the raw protocol (sockets, `GET /v2/` over HTTPS and over HTTP) because
 their job is to say *which* layer fails; the credentials and push-permission checks then go
-through `RegistryClient` (its `login` scheme rule, on the scheme found), exactly as `jr login`
+through `RegistryClient` (`SchemePolicy.login()`, pinned to the scheme found), exactly as `jr login`
 and a push do. Nothing here prints.
 Facts: registry-notes.md §2 (insecure-registries), §3.1 (ping and auth), §3.2 (uploads), §4 (Nexus).
 """
@@ -15,36 +15,39 @@ import logging
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jenkins_registry import daemon_config
 from jenkins_registry.checklist import CheckResult, Status, failures
 from jenkins_registry.credentials import (
     DEFAULT_PASSWORD_ENV,
     DEFAULT_USERNAME_ENV,
-    UsernamePassword,
     resolve_registry_credentials,
 )
 from jenkins_registry.errors import (
     AuthenticationError,
     CredentialsError,
+    ImageNotFoundError,
     JrError,
     PermissionDeniedError,
     redact,
 )
 from jenkins_registry.http_transport import HttpTransport, Response, Timeout, TlsError, TransportError
 from jenkins_registry.keyring_store import KeyringStore
-from jenkins_registry.reference import looks_like_image_id, parse_reference, parse_registry
-from jenkins_registry.registry_client import (
+from jenkins_registry.reference import looks_like_image_id, parse_reference, parse_registry, split_host_port
+from jenkins_registry.registry_auth import challenge_of, is_unauthorized
+from jenkins_registry.registry_client import RegistryClient
+from jenkins_registry.registry_session import (
     CHECK_RETRY,
     CHECK_TIMEOUT,
-    RegistryClient,
     Scheme,
-    challenge_of,
-    is_unauthorized,
+    SchemePolicy,
     is_untrusted_certificate,
-    split_host_port,
 )
+from jenkins_registry.secret_types import UsernamePassword
+
+if TYPE_CHECKING:
+    from jenkins_registry.docker_engine import DockerEngine
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +70,7 @@ class Report:
         return not self.failures
 
 
-EngineFactory = Callable[[], Any]
+EngineFactory = Callable[[], "DockerEngine"]
 
 
 @dataclass
@@ -85,7 +88,7 @@ class _State:
     creds: UsernamePassword | None = None
     creds_ok: bool = False
     client: RegistryClient | None = None
-    engine: Any = None
+    engine: DockerEngine | None = None
     engine_error: str | None = None
     engine_tried: bool = False
 
@@ -234,10 +237,8 @@ def _engine(state: _State, factory: EngineFactory | None) -> Any:
         else:
             try:
                 state.engine = factory()
-            except JrError as exc:
+            except JrError as exc:  # the engine facade turns every SDK failure into one
                 state.engine_error = exc.message
-            except Exception as exc:  # docker.errors.DockerException, requests errors
-                state.engine_error = f"cannot reach the Docker engine ({type(exc).__name__})"
     return state.engine
 
 
@@ -258,9 +259,8 @@ def check_engine_insecure(state: _State, factory: EngineFactory | None) -> Check
         )
     try:
         info = engine.info()
-    except Exception as exc:  # docker.errors.APIError, requests errors
-        return CheckResult(name=name, status=Status.WARN,
-                           summary=f"the engine's info failed ({type(exc).__name__})")
+    except JrError as exc:
+        return CheckResult(name=name, status=Status.WARN, summary=f"the engine's info failed: {exc.message}")
     reason = daemon_config.insecure_reason(info, state.registry)
     if reason:
         return CheckResult(name=name, status=Status.OK,
@@ -318,9 +318,10 @@ def _client(state: _State, transport: HttpTransport) -> RegistryClient:
     """The client for checks 7 and 8: `jr login`'s rules, pinned to the scheme checks 3-4 found."""
     if state.client is None:
         assert state.scheme is not None
-        client = RegistryClient(state.registry, credentials=state.creds, scheme_rule="login",
+        client = RegistryClient(state.registry, credentials=state.creds,
+                                policy=SchemePolicy.login().pinned(state.scheme),
                                 transport=transport, timeout=CHECK_TIMEOUT, retry=CHECK_RETRY)
-        client.ping(scheme=state.scheme)
+        client.ping()
         state.client = client
     return state.client
 
@@ -413,19 +414,17 @@ def check_image(state: _State, image: str, factory: EngineFactory | None) -> Che
             summary=f"could not look for {image}: {state.engine_error}",
             fix="Set DOCKER_HOST to the engine that builds the image and run `jr doctor` again.",
         )
-    import docker.errors
-
     try:
-        found = engine.images.get(image)
-    except docker.errors.ImageNotFound:
+        found = engine.find_image(image)
+    except ImageNotFoundError:
         return CheckResult(
             name=name, status=Status.FAIL, summary=f"{image} does not exist in the Docker engine",
             fix=f"Build or load it first (`docker build -t {image} .`), or check `docker images`.",
         )
-    except Exception as exc:  # docker.errors.APIError, requests errors
+    except JrError as exc:
         return CheckResult(name=name, status=Status.WARN,
-                           summary=f"could not look for {image} ({type(exc).__name__})")
-    short = str(getattr(found, "short_id", "") or getattr(found, "id", ""))
+                           summary=f"could not look for {image}: {exc.message}")
+    short = found.id.removeprefix("sha256:")[:12]
     return CheckResult(name=name, status=Status.OK, summary=f"{image} exists locally ({short})")
 
 

@@ -26,9 +26,8 @@ import contextlib
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from jenkins_registry.errors import EngineUnavailableError
+from jenkins_registry.docker_engine import DockerEngine
 
 log = logging.getLogger(__name__)
 
@@ -72,37 +71,19 @@ def plan_give_back(image_id: str, before: Sequence[NameBefore], now: Mapping[str
     return GiveBack(point_back=tuple(point_back), remove=tuple(remove), spare=spare)
 
 
-def _named(client: Any, reference: str) -> str | None:
-    """The image ID *reference* names, or None when no image has that name."""
-    import docker
-
-    try:
-        return str(client.api.inspect_image(reference)["Id"])
-    except docker.errors.NotFound:
-        return None
-
-
-def record(client: Any, references: Sequence[str]) -> tuple[NameBefore, ...]:
+def record(engine: DockerEngine, references: Sequence[str]) -> tuple[NameBefore, ...]:
     """What each of *references* names now; raises EngineUnavailableError (nothing is changed)."""
-    import docker
-    import requests
-
-    try:
-        return tuple(NameBefore(reference, _named(client, reference)) for reference in references)
-    except (docker.errors.APIError, requests.exceptions.RequestException, KeyError) as exc:
-        raise EngineUnavailableError(
-            f"The Docker engine failed to look up the names {', '.join(references)} "
-            f"({type(exc).__name__})."
-        ) from None
+    named = engine.images_named(references)
+    return tuple(NameBefore(reference, named[reference]) for reference in references)
 
 
-def give_back(client: Any, image_id: str, before: Sequence[NameBefore]) -> GiveBack | None:
+def give_back(engine: DockerEngine, image_id: str, before: Sequence[NameBefore]) -> GiveBack | None:
     """Undo this run's names on the engine; logs what it did. Never raises an Exception (a
     failure here must not replace the push's result); returns the plan, None when it failed."""
     references = [name.reference for name in before]
     try:
-        now = {reference: _named(client, reference) for reference in references}
-        names_now = len(client.api.inspect_image(image_id).get("RepoTags") or ())
+        now = engine.images_named(references)
+        names_now = len(engine.tags_of(image_id))
     except Exception as exc:  # whatever failed, the push's outcome stands
         log.warning("could not check the local tags %s (%s); they may remain on this agent: "
                     "see `docker images %s`", ", ".join(references), _why(exc),
@@ -111,9 +92,8 @@ def give_back(client: Any, image_id: str, before: Sequence[NameBefore]) -> GiveB
         return None
     plan = plan_give_back(image_id, before, now, names_now)
     for reference, earlier in plan.point_back:
-        repository, tag = reference.rsplit(":", 1)
         try:
-            client.api.tag(earlier, repository=repository, tag=tag)
+            engine.tag(earlier, reference)
         except Exception as exc:  # likewise
             log.warning("could not point the local tag %s back at %s (%s); it stays on the pushed "
                         "image", reference, _short(earlier), _why(exc))
@@ -123,7 +103,7 @@ def give_back(client: Any, image_id: str, before: Sequence[NameBefore]) -> GiveB
     removed = []
     for reference in plan.remove:
         try:
-            client.api.remove_image(reference, noprune=True)
+            engine.untag(reference)
         except Exception as exc:  # likewise
             log.warning("could not remove the local tag %s (%s); `docker rmi %s` removes it",
                         reference, _why(exc), reference)
@@ -140,18 +120,18 @@ def give_back(client: Any, image_id: str, before: Sequence[NameBefore]) -> GiveB
 
 
 @contextlib.contextmanager
-def registry_names(client: Any, image_id: str, references: Sequence[str], *,
+def registry_names(engine: DockerEngine, image_id: str, references: Sequence[str], *,
                    keep: bool) -> Iterator[tuple[NameBefore, ...]]:
     """Note what *references* name now; when the block ends (returns, raises, or is interrupted)
     give back the names it made, unless *keep*. The block does the tagging."""
-    before = record(client, references)
+    before = record(engine, references)
     try:
         yield before
     finally:
         if keep:
             log.debug("leaving the local tags %s as asked", ", ".join(references))
         else:
-            give_back(client, image_id, before)
+            give_back(engine, image_id, before)
 
 
 def _short(image_id: str) -> str:
@@ -160,5 +140,5 @@ def _short(image_id: str) -> str:
 
 def _why(exc: BaseException) -> str:
     """The engine's own words about a local name (it never saw a secret), else the type."""
-    explanation = getattr(exc, "explanation", None)
-    return str(explanation) if explanation else type(exc).__name__
+    detail = getattr(exc, "detail", None)
+    return str(detail) if detail else type(exc).__name__

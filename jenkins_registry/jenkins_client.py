@@ -21,7 +21,6 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from jenkins_registry.credentials import Secret
 from jenkins_registry.errors import (
     AuthenticationError,
     JrError,
@@ -32,6 +31,7 @@ from jenkins_registry.errors import (
     UsageError,
     redact,
 )
+from jenkins_registry.secret_types import Secret
 
 log = logging.getLogger(__name__)
 

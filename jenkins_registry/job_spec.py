@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from jenkins_registry.credentials import Secret
+from jenkins_registry.secret_types import Secret
 
 # Written into the description of every job we create; provisioning refuses to overwrite a job
 # whose description lacks it unless --force is given (the way JJB marks the jobs it manages).

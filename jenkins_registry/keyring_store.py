@@ -5,6 +5,10 @@ Layout: the password of USER for registry HOST:PORT is stored under service
 username HOST:PORT holds USER, because not every backend can look a credential up without a
 username. Other secrets (Jenkins API token, Nexus admin password) use `store_secret`/`get_secret`
 under their own service names.
+
+Reads raise CredentialsError (KeyringUnavailableError when the backend cannot be loaded) and leave
+to `credentials` whether that aborts or falls through; when no backend is configured at all (the
+`fail` backend keyring picks on a headless agent) there is nothing to read and reads return None.
 """
 
 from __future__ import annotations
@@ -12,8 +16,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from jenkins_registry.credentials import Secret, UsernamePassword
 from jenkins_registry.errors import CredentialsError, KeyringUnavailableError
+from jenkins_registry.secret_types import Secret, UsernamePassword
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +69,18 @@ class KeyringStore:
             raise KeyringUnavailableError("No usable OS keyring backend was found on this machine.")
         return backend
 
+    def _readable(self, what: str) -> Any | None:
+        """The backend to read from, or None when no backend is configured (nothing stored there).
+
+        A backend that fails to load raises KeyringUnavailableError: a misconfiguration is
+        reported, not mistaken for an empty keyring.
+        """
+        backend = self.backend
+        if _is_unusable(backend):
+            log.debug("no usable keyring backend; skipping the keyring for %s", what)
+            return None
+        return backend
+
     def _call(self, what: str, func: Any, *args: str) -> Any:
         try:
             return func(*args)
@@ -82,11 +98,10 @@ class KeyringStore:
 
     # Registry credentials -------------------------------------------------------------------
     def get(self, registry: str) -> UsernamePassword | None:
-        """The stored credentials for *registry*, or None (also None when no keyring works)."""
-        if not self.available():
-            log.debug("no usable keyring backend; skipping the keyring for %s", registry)
+        """The stored credentials for *registry*, or None (also when no backend is configured)."""
+        backend = self._readable(registry)
+        if backend is None:
             return None
-        backend = self.backend
         username = self._call("read", backend.get_password, SERVICE_PREFIX, registry)
         if not username:
             return None
@@ -123,9 +138,11 @@ class KeyringStore:
 
     # Other secrets --------------------------------------------------------------------------
     def get_secret(self, service: str, key: str) -> Secret | None:
-        if not self.available():
+        """The secret stored under *service* for *key*, or None (also when no backend is configured)."""
+        backend = self._readable(service)
+        if backend is None:
             return None
-        value = self._call("read", self.backend.get_password, f"{SERVICE_PREFIX}:{service}", key)
+        value = self._call("read", backend.get_password, f"{SERVICE_PREFIX}:{service}", key)
         return Secret(value) if value else None
 
     def set_secret(self, service: str, key: str, secret: Secret) -> None:

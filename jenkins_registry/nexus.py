@@ -30,7 +30,6 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
-from jenkins_registry.credentials import Secret
 from jenkins_registry.errors import (
     AuthenticationError,
     InputFileError,
@@ -42,6 +41,7 @@ from jenkins_registry.errors import (
     UsageError,
     redact,
 )
+from jenkins_registry.secret_types import Secret
 
 log = logging.getLogger(__name__)
 

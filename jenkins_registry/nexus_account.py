@@ -19,9 +19,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from jenkins_registry.credentials import Secret
 from jenkins_registry.errors import UsageError
 from jenkins_registry.nexus import NexusClient, Outcome, StepResult
+from jenkins_registry.secret_types import Secret
 
 PUSH_ACTIONS = ("browse", "read", "add", "edit")
 LOCAL_SOURCE = "default"  # Nexus' own user store; LDAP or SAML users have other sources

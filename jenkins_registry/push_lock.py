@@ -21,26 +21,30 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from jenkins_registry.push_target import PushTarget
+
 log = logging.getLogger(__name__)
 
 LOCK_DIR = Path("/tmp")  # noqa: S108 - shared on purpose: every build on the agent must see it
 
 
-def lock_path(engine: str, target: str, directory: Path = LOCK_DIR) -> Path:
-    digest = hashlib.sha256(f"{engine}\n{target}".encode()).hexdigest()[:20]
+def lock_path(engine: str, name: str, directory: Path = LOCK_DIR) -> Path:
+    """The lock file of the repository *name* (`HOST:PORT/NAME`) on *engine*."""
+    digest = hashlib.sha256(f"{engine}\n{name}".encode()).hexdigest()[:20]
     return directory / f"jr-push-{digest}.lock"
 
 
 @contextlib.contextmanager
-def exclusive_push(engine: str, target: str, directory: Path = LOCK_DIR) -> Iterator[None]:
-    """Hold the lock of *target* (`HOST:PORT/NAME`) on *engine* (its DOCKER_HOST) for the block.
+def exclusive_push(engine: str, target: PushTarget, directory: Path = LOCK_DIR) -> Iterator[None]:
+    """Hold the lock of *target*'s repository on *engine* (its DOCKER_HOST) for the block.
 
     Waits as long as the other push takes (a Jenkins abort interrupts the wait like any other).
     Where no lock file can be made (a read-only /tmp), the push goes on unlocked, with a warning.
     """
     import fcntl
 
-    path = lock_path(engine, target, directory)
+    name = target.name
+    path = lock_path(engine, name, directory)
     try:
         # 0o666 under the umask: agents running builds as different users may share the engine.
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0), 0o666)
@@ -49,7 +53,7 @@ def exclusive_push(engine: str, target: str, directory: Path = LOCK_DIR) -> Iter
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0))
         except OSError:
             log.warning("cannot lock %s (%s); another push of it on this engine could interfere",
-                        target, exc.strerror or type(exc).__name__)
+                        name, exc.strerror or type(exc).__name__)
             yield
             return
     try:
@@ -58,10 +62,10 @@ def exclusive_push(engine: str, target: str, directory: Path = LOCK_DIR) -> Iter
         except OSError as exc:
             if exc.errno not in (errno.EAGAIN, errno.EACCES):
                 raise
-            log.info("waiting for another jr-push of %s on this engine to finish", target)
+            log.info("waiting for another jr-push of %s on this engine to finish", name)
             started = time.monotonic()
             fcntl.flock(fd, fcntl.LOCK_EX)
-            log.info("waited %.1f s for the other push of %s", time.monotonic() - started, target)
+            log.info("waited %.1f s for the other push of %s", time.monotonic() - started, name)
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock

@@ -1,18 +1,18 @@
-"""What a finished push produced, whichever path (engine or daemonless) did the pushing."""
+"""What a finished push produced, whichever route (engine, export or daemonless) did the pushing."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+from jenkins_registry.push_target import PushTarget
+
 
 @dataclass(frozen=True, kw_only=True)
 class PushResult:
-    """Every tag in `tags` resolves to `digest` in `registry`/`repository`."""
+    """Every tag of `target` resolves to `digest` in its registry."""
 
-    registry: str
-    repository: str
-    tags: tuple[str, ...]
+    target: PushTarget
     digest: str  # the manifest digest the registry returned, sha256:…
     manifest_size: int | None = None  # bytes of the manifest document
     image_size: int | None = None  # bytes of the image's layers as stored locally (uncompressed)
@@ -22,12 +22,24 @@ class PushResult:
     method: str = "engine"
 
     @property
+    def registry(self) -> str:
+        return self.target.registry
+
+    @property
+    def repository(self) -> str:
+        return self.target.repository
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return self.target.tags
+
+    @property
     def name(self) -> str:
-        return f"{self.registry}/{self.repository}"
+        return self.target.name
 
     def references(self) -> list[str]:
         """One `HOST:PORT/NAME:TAG@sha256:…` per published tag."""
-        return [f"{self.name}:{tag}@{self.digest}" for tag in self.tags]
+        return [f"{reference}@{self.digest}" for reference in self.target.references]
 
     def to_json(self) -> dict[str, Any]:
         return {

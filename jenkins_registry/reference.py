@@ -8,6 +8,10 @@ Grammar (distribution `reference/regexp.go`, as the engine applies it):
   component  := [a-z0-9]+ ( ( "." | "_" | "__" | "-"+ ) [a-z0-9]+ )*
   tag        := [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}
   digest     := algorithm ":" hex (sha256: exactly 64 lowercase hex)
+
+A registry address is parsed into host and port here, once (`split_host_port`), and the two host
+classes built on it are defined here too: `is_loopback` (this machine) and
+`in_engine_implicit_insecure_range` (what every engine treats as insecure without being told).
 """
 
 from __future__ import annotations
@@ -89,7 +93,7 @@ def parse_registry(text: str) -> str:
             f"The registry {text!r} is not a valid HOST[:PORT].",
             hint="Use a host name or IP address, optionally with a port, e.g. 10.211.55.6:8082.",
         )
-    port = text.rsplit(":", 1)[1] if ":" in text and not text.endswith("]") else None
+    _, port = _split_port(text)
     if port is not None and not 0 < int(port) < 65536:
         raise InvalidReferenceError(f"The registry port {port} is out of range (1-65535).")
     return text
@@ -155,3 +159,63 @@ def parse_reference(text: str) -> ImageReference:
 def looks_like_image_id(text: str) -> bool:
     """True for a full or short image ID (`46d1a3ebf53b`, `sha256:…`)."""
     return bool(IMAGE_ID_RE.match(text))
+
+
+# -- registry addresses: host, port, loopback ------------------------------------------------------
+
+# The range every Docker engine adds to its insecure registries by itself. Docker 20.10 adds only
+# this one; newer engines add ::1/128 as well, so ::1 is not in it.
+ENGINE_IMPLICIT_INSECURE_RANGE = "127.0.0.0/8"
+# What `docker info` lists in InsecureRegistryCIDRs without being told: the range above, and ::1 on
+# newer engines (which the engine then also treats as insecure: the CIDR list is what it checks).
+ENGINE_DEFAULT_INSECURE_CIDRS = (ENGINE_IMPLICIT_INSECURE_RANGE, "::1/128")
+
+
+def _split_port(registry: str) -> tuple[str, str | None]:
+    """`HOST[:PORT]` or `[V6][:PORT]` → (host without brackets, port text or None).
+
+    A bare IPv6 address such as `::1` has no port.
+    """
+    if registry.startswith("["):
+        host, _, rest = registry[1:].partition("]")
+        return host, rest[1:] if rest.startswith(":") else None
+    if registry.count(":") == 1:
+        host, port = registry.split(":")
+        return host, port
+    return registry, None
+
+
+def split_host_port(registry: str) -> tuple[str, int | None]:
+    """`HOST[:PORT]` or `[V6]:PORT` → (host without brackets, port or None)."""
+    host, port = _split_port(registry)
+    return host, None if port is None else int(port)
+
+
+def is_loopback(registry: str) -> bool:
+    """True for `localhost`, 127.0.0.0/8 and ::1, with or without a port: this machine."""
+    import ipaddress  # not needed by `jr-push --help`, which imports this module
+
+    host, _ = _split_port(registry)
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def in_engine_implicit_insecure_range(registry: str) -> bool:
+    """True for an IPv4 address in ENGINE_IMPLICIT_INSECURE_RANGE, with or without a port.
+
+    Such a registry is insecure to the engine whatever its configuration says, so its `info` need
+    not be asked. Narrower than `is_loopback`: `localhost` would need a name lookup (the engine
+    matches resolved addresses), and ::1 is not insecure to Docker 20.10.
+    """
+    import ipaddress
+
+    host, _ = _split_port(registry)
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address in ipaddress.ip_network(ENGINE_IMPLICIT_INSECURE_RANGE)

@@ -20,17 +20,13 @@ from jenkins_registry.errors import (
     RegistryError,
     UnreachableError,
 )
+from jenkins_registry.reference import split_host_port
 
 LOGIN_HINT = (
     "Bind the registry credential to DOCKER_LOGIN_USERNAME / DOCKER_LOGIN_PASSWORD in the Jenkins "
     "job, or store it on this agent with `jr login --registry {registry} --username USER "
     "--password-stdin`."
 )
-
-
-def _port(registry: str) -> str | None:
-    host_port = registry.rsplit("]", 1)[-1]
-    return host_port.rsplit(":", 1)[1] if ":" in host_port else None
 
 
 def no_credentials(registry: str) -> CredentialsError:
@@ -81,7 +77,7 @@ def tls_failure(registry: str, detail: str) -> InsecureRegistryError:
 
 
 def unreachable(registry: str, detail: str) -> UnreachableError:
-    port = _port(registry)
+    port = split_host_port(registry)[1]  # a registry that reached a connection is well-formed
     firewall = (
         f" If a firewall is on, open the port: `sudo firewall-cmd --zone=public "
         f"--add-port={port}/tcp --permanent && sudo firewall-cmd --reload`."

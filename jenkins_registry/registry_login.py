@@ -1,10 +1,10 @@
 """`jr login` / `jr logout`: check a registry password the way `docker login` does, keep it in the
 OS keyring instead of ~/.docker/config.json, and remove it again.
 
-The check is `RegistryClient.check_login` under the client's `login` scheme rule
-(registry-notes.md §3.1): `GET /v2/` without credentials over verified HTTPS, then plain HTTP only
-when HTTPS fails for another reason than an untrusted certificate; then `/v2/` again with Basic
-credentials, or with a Bearer token fetched with them. `jr doctor` runs the same check.
+The check is `RegistryClient.check_login` under `SchemePolicy.login()` (registry-notes.md §3.1):
+`GET /v2/` without credentials over verified HTTPS, then plain HTTP only when HTTPS fails for
+another reason than an untrusted certificate; then `/v2/` again with Basic credentials, or with a
+Bearer token fetched with them. `jr doctor` runs the same check.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from jenkins_registry.credentials import Secret, UsernamePassword
 from jenkins_registry.reference import parse_registry
-from jenkins_registry.registry_client import CHECK_RETRY, CHECK_TIMEOUT, RegistryClient
+from jenkins_registry.registry_client import RegistryClient
+from jenkins_registry.registry_session import CHECK_RETRY, CHECK_TIMEOUT, SchemePolicy
+from jenkins_registry.secret_types import Secret, UsernamePassword
 
 if TYPE_CHECKING:
     from jenkins_registry.keyring_store import KeyringStore
@@ -43,8 +44,8 @@ def login(registry: str, creds: UsernamePassword, *, store: KeyringStore,
     """
     registry = parse_registry(registry)
     store.ensure_usable()  # fail before the network round trip when there is nowhere to store
-    with RegistryClient(registry, credentials=creds, scheme_rule="login", ca_bundle=ca_bundle,
-                        timeout=CHECK_TIMEOUT, retry=CHECK_RETRY) as client:
+    with RegistryClient(registry, credentials=creds, policy=SchemePolicy.login(),
+                        ca_bundle=ca_bundle, timeout=CHECK_TIMEOUT, retry=CHECK_RETRY) as client:
         challenge = client.check_login()
         url = client.base_url or f"https://{registry}"
     if challenge is None:

@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from jenkins_registry import docker_engine  # noqa: E402
 from jenkins_registry.errors import EngineUnavailableError  # noqa: E402
-from tests import services  # noqa: E402  (the same private engine and registry the tests use)
+from tests.support import services  # noqa: E402  (the same private engine and registry the tests use)
 
 
 @contextlib.contextmanager

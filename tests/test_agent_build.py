@@ -19,11 +19,9 @@ from xml.sax.saxutils import escape
 
 import pytest
 
-from jenkins_registry.credentials import Secret
 from jenkins_registry.jenkins_client import JenkinsClient, JenkinsSettings, connect
-from tests import services
-from tests.jenkins_emulator import JenkinsEmulator
-from tests.secret_checks import assert_absent
+from jenkins_registry.secret_types import Secret
+from tests.support import services
 from tests.support.agent_build import (
     AgentMismatchError,
     JobNotBuildableError,
@@ -32,6 +30,8 @@ from tests.support.agent_build import (
     run_build,
 )
 from tests.support.agent_pipeline import groovy_classpath
+from tests.support.jenkins_emulator import JenkinsEmulator
+from tests.support.secret_checks import assert_absent
 
 ADMIN, TOKEN = "admin", "5e1f0c2d3b4a59687766554433221100"
 SECRET = services.REGISTRY_PASSWORD  # the known secret: never in a log, an argv or the JVM's environment

@@ -95,8 +95,8 @@ def test_debug_traceback_redacts_secrets_quoted_by_third_party_errors(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import jenkins_registry.cli.push as push_cli
-    from jenkins_registry.credentials import Secret
     from jenkins_registry.errors import RegistryError
+    from jenkins_registry.secret_types import Secret
 
     secret = "Debug-Tr4ceback-Secret"
 

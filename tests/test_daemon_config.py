@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from jenkins_registry import daemon_config
 from jenkins_registry.cli.main import main as jr
 from jenkins_registry.errors import ExitCode, InputFileError
-from tests import services
+from tests.support import services
 
 REGISTRY = "10.211.55.6:8082"
 

@@ -18,8 +18,7 @@ import pytest
 
 from jenkins_registry import registry_errors
 from jenkins_registry.cli import push as push_cli
-from jenkins_registry.credentials import Secret, UsernamePassword
-from jenkins_registry.daemonless_push import push_image_source
+from jenkins_registry.daemonless_push import SourcePushOptions, push_source
 from jenkins_registry.errors import (
     AuthenticationError,
     CredentialsError,
@@ -31,11 +30,13 @@ from jenkins_registry.errors import (
     UnreachableError,
 )
 from jenkins_registry.push_result import PushResult
+from jenkins_registry.push_target import parse_request
 from jenkins_registry.registry_client import RegistryClient, RetryPolicy
-from tests import services
-from tests.fault_proxy import FaultProxy, Rule, fault_proxy
+from jenkins_registry.secret_types import Secret, UsernamePassword
+from tests.support import services
+from tests.support.fault_proxy import FaultProxy, Rule, fault_proxy
+from tests.support.token_server import READER_PASSWORD, READER_USER, TokenServer, token_registry
 from tests.test_image_archive import convert_classic
-from tests.token_server import READER_PASSWORD, READER_USER, TokenServer, token_registry
 
 SECRET = services.REGISTRY_PASSWORD
 FAST = RetryPolicy(attempts=3, initial_delay=0.01, max_delay=0.05, total_seconds=30)
@@ -109,12 +110,11 @@ def token_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[servi
 def push(archive: Path, registry: str, repository: str | None, tags: list[str] | None = None,
          credentials: UsernamePassword | None = None, *, kind: str = "archive", compression: str = "gzip",
          progress: Recorder | None = None, **extra: Any) -> PushResult:
-    return push_image_source(
-        archive, source_kind=kind, registry=registry, repository=repository, tags=tags or [],  # type: ignore[arg-type]
-        credentials=credentials if credentials is not None else creds(),
-        compression=compression, jobs=extra.pop("jobs", 2), insecure=False,  # type: ignore[arg-type]
-        progress=progress or Recorder(), **extra,
-    )
+    client = extra.pop("client", None)
+    options = SourcePushOptions(compression=compression, jobs=extra.pop("jobs", 2), **extra)  # type: ignore[arg-type]
+    return push_source(archive, kind, parse_request(registry, repository, tags or []),  # type: ignore[arg-type]
+                       credentials if credentials is not None else creds(), progress or Recorder(), options,
+                       client=client)
 
 
 def pull_back(docker_client: Any, registry: services.Registry, reference: str, saved: SavedImage) -> None:
@@ -345,9 +345,8 @@ def test_credential_failures_match_the_engine_path(saved: SavedImage, registry: 
         push(saved.archive, registry.host, "jr-dl/auth", ["x"], creds(password="bad-" + SECRET))
     assert wrong.value.message == registry_errors.credentials_rejected(registry.host, "ci-bot").message
     with pytest.raises(CredentialsError) as anonymous:
-        push_image_source(saved.archive, source_kind="archive", registry=registry.host,
-                          repository="jr-dl/auth", tags=["x"], credentials=None, compression="gzip",
-                          jobs=1, insecure=False, progress=Recorder())
+        push_source(saved.archive, "archive", parse_request(registry.host, "jr-dl/auth", ["x"]), None,
+                    Recorder(), SourcePushOptions(jobs=1))
     assert anonymous.value.message == registry_errors.no_credentials(registry.host).message
     token_host = token_auth[0].host
     with pytest.raises(PermissionDeniedError) as denied:

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 
 from jenkins_registry.cli.main import main as jr
-from jenkins_registry.credentials import Secret
 from jenkins_registry.errors import ExitCode
 from jenkins_registry.http_transport import HttpTransport, Response
 from jenkins_registry.keyring_store import KeyringStore
-from tests import nexus_emulator, services
-from tests.secret_checks import assert_absent
+from jenkins_registry.secret_types import Secret
+from tests.support import nexus_emulator, services
+from tests.support.secret_checks import assert_absent
 
 SECRET = services.REGISTRY_PASSWORD
 WRONG = "Wr0ng-Pa55-known-4d2b"

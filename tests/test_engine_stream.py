@@ -6,8 +6,7 @@ from typing import Any
 
 import pytest
 
-from jenkins_registry import engine_push
-from jenkins_registry.credentials import Secret, UsernamePassword
+from jenkins_registry import engine_push, push_target
 from jenkins_registry.errors import (
     AuthenticationError,
     CredentialsError,
@@ -18,10 +17,11 @@ from jenkins_registry.errors import (
     UnreachableError,
 )
 from jenkins_registry.progress import NullProgress, PlainProgress
+from jenkins_registry.secret_types import Secret, UsernamePassword
 
 SECRET = "Kn0wn-Str3am-Secret"
 DIGEST = "sha256:" + "ab" * 32
-PLAN = engine_push.plan_push("jenkins-test", registry="10.211.55.6:8082", repository=None, tags=[])
+PLAN = push_target.plan_push("jenkins-test", registry="10.211.55.6:8082", repository=None, tags=[])
 CREDS = UsernamePassword(username="admin", password=Secret(SECRET), source="test")
 
 

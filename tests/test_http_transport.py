@@ -30,9 +30,9 @@ from jenkins_registry.http_transport import (
     TlsError,
     ca_bundle_from,
 )
-from jenkins_registry.registry_client import is_untrusted_certificate
-from tests import services
-from tests.secret_checks import assert_absent
+from jenkins_registry.registry_session import is_untrusted_certificate
+from tests.support import services
+from tests.support.secret_checks import assert_absent
 
 SECRET = services.REGISTRY_PASSWORD
 

@@ -26,7 +26,7 @@ from jenkins_registry.image_archive import (
     open_image_source,
     open_oci_layout,
 )
-from tests import services
+from tests.support import services
 
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
 

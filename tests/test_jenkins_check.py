@@ -9,11 +9,11 @@ import pytest
 
 from jenkins_registry.checklist import Status
 from jenkins_registry.cli.main import main
-from jenkins_registry.credentials import Secret
 from jenkins_registry.errors import ExitCode
 from jenkins_registry.jenkins_check import REQUIRED_PLUGINS, check_jenkins, find_credential
 from jenkins_registry.jenkins_client import JenkinsClient, JenkinsSettings, connect
-from tests.jenkins_emulator import USERNAME_PASSWORD_CLASS, JenkinsEmulator
+from jenkins_registry.secret_types import Secret
+from tests.support.jenkins_emulator import USERNAME_PASSWORD_CLASS, JenkinsEmulator
 
 Capture = pytest.CaptureFixture[str]
 ADMIN, PASSWORD, TOKEN = "admin", "jenkins-Pa55word-77e1", "33aa44bb55cc66dd77ee88ff99001122aa"
@@ -34,7 +34,7 @@ def add_credential(emu: JenkinsEmulator, cid: str, *, folder: str | None = None,
                    scope: str = "GLOBAL") -> None:
     import xml.etree.ElementTree as ET
 
-    from tests.jenkins_emulator import Credential
+    from tests.support.jenkins_emulator import Credential
 
     root = ET.fromstring(  # noqa: S314 - the test's own XML
         f"<{USERNAME_PASSWORD_CLASS}><scope>{scope}</scope><id>{cid}</id><description/>"
@@ -125,7 +125,7 @@ def test_bad_token_fails_the_login_and_skips_the_rest(emu: JenkinsEmulator) -> N
 
 
 def test_unreachable_jenkins(emu: JenkinsEmulator) -> None:
-    from tests.services import free_port
+    from tests.support.services import free_port
 
     results = check_jenkins(client(emu, url=f"http://127.0.0.1:{free_port()}/"))
     assert statuses(results)["Jenkins reachable"] is Status.FAIL

@@ -10,11 +10,11 @@ from collections.abc import Iterator, Mapping
 import pytest
 
 from jenkins_registry.cli.main import main
-from jenkins_registry.credentials import Secret
 from jenkins_registry.errors import ExitCode
 from jenkins_registry.job_spec import MANAGED_MARKER
-from tests.jenkins_emulator import Fault, JenkinsEmulator, iter_job_bodies
-from tests.services import REGISTRY_PASSWORD, REGISTRY_USER
+from jenkins_registry.secret_types import Secret
+from tests.support.jenkins_emulator import Fault, JenkinsEmulator, iter_job_bodies
+from tests.support.services import REGISTRY_PASSWORD, REGISTRY_USER
 
 Capture = pytest.CaptureFixture[str]
 ADMIN, PASSWORD, TOKEN = "admin", "jenkins-Pa55word-41c7", "22ff33ee44dd55cc66bb77aa8899001122"
@@ -128,6 +128,26 @@ def test_credential_password_from_the_keyring_entry_of_jr_login(emu: JenkinsEmul
     # an entry stored for another user is not used
     code, _, _ = run(capsys, [*CREDENTIAL, "--registry", "127.0.0.1:8082", "--username", "someone"], env)
     assert code == ExitCode.CREDENTIALS
+
+
+def test_a_keyring_that_cannot_be_read_warns_and_falls_through(
+    emu: JenkinsEmulator, capsys: Capture, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.support.failing_keyring import BACKEND
+
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", BACKEND)  # conftest makes keyring load it afresh
+    env = environ(emu, secret=None)
+    del env["DOCKER_LOGIN_PASSWORD"]
+    code, out, err = run(capsys, [*CREDENTIAL, "--registry", "127.0.0.1:8082"], env)
+    # both the registry password and the Jenkins token were looked for in the keyring: the
+    # password's absence is the error, as without a keyring, and nothing reached Jenkins
+    assert code == ExitCode.CREDENTIALS and out == ""
+    assert err.count("skipped the OS keyring") == 1 and "KeyringLocked" in err
+    assert "DOCKER_LOGIN_PASSWORD" in err and "Traceback" not in err
+    assert emu.requests == []
+    code, _, err = run(capsys, CREDENTIAL, environ(emu, secret=None))  # the token: keyring, then missing
+    assert code == ExitCode.CREDENTIALS and "No Jenkins API token for admin found" in err
+    assert "Jenkins API token for admin: skipped the OS keyring" in err
 
 
 def test_jenkins_token_from_the_keyring(emu: JenkinsEmulator, file_keyring: None,

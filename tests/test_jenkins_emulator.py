@@ -15,7 +15,7 @@ import jenkins
 import pytest
 import requests
 
-from tests.jenkins_emulator import (
+from tests.support.jenkins_emulator import (
     FOLDER_CLASS,
     FREESTYLE_CLASS,
     NO_VALID_CRUMB,

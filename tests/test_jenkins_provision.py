@@ -13,7 +13,6 @@ import pytest
 import requests
 
 from jenkins_registry import render
-from jenkins_registry.credentials import Secret
 from jenkins_registry.errors import (
     AuthenticationError,
     ConflictError,
@@ -35,8 +34,9 @@ from jenkins_registry.jenkins_provision import (
     split_folder,
 )
 from jenkins_registry.job_spec import MANAGED_MARKER, CredentialSpec, JobSpec, PushSpec, ScmSpec
-from tests.jenkins_emulator import USERNAME_PASSWORD_CLASS, Fault, JenkinsEmulator, iter_job_bodies
-from tests.services import REGISTRY_PASSWORD, REGISTRY_USER
+from jenkins_registry.secret_types import Secret
+from tests.support.jenkins_emulator import USERNAME_PASSWORD_CLASS, Fault, JenkinsEmulator, iter_job_bodies
+from tests.support.services import REGISTRY_PASSWORD, REGISTRY_USER
 
 ADMIN, PASSWORD, TOKEN = "admin", "jenkins-Pa55word-9d2e", "1199aabbccddeeff00112233445566778899"
 BAD_TOKEN = "wrong-" + TOKEN

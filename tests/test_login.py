@@ -16,10 +16,10 @@ from jenkins_registry.credentials import resolve_registry_credentials
 from jenkins_registry.errors import ExitCode
 from jenkins_registry.http_transport import Response
 from jenkins_registry.keyring_store import KeyringStore
-from jenkins_registry.registry_client import challenge_of
+from jenkins_registry.registry_auth import challenge_of
 from jenkins_registry.registry_login import read_password_stdin
-from tests import nexus_emulator, services
-from tests.secret_checks import assert_absent, assert_absent_in_tree
+from tests.support import nexus_emulator, services
+from tests.support.secret_checks import assert_absent, assert_absent_in_tree
 
 SECRET = services.REGISTRY_PASSWORD
 WRONG = "Wr0ng-Pa55-known-4d2b"
@@ -113,7 +113,7 @@ def test_login_replaces_another_users_entry(
     registry: services.Registry, file_keyring: Path, capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from jenkins_registry.credentials import Secret
+    from jenkins_registry.secret_types import Secret
 
     KeyringStore().set(registry.host, "old-user", Secret("old-password-value"))
     code, _, err = run(["login", "--registry", registry.host, "--username", services.REGISTRY_USER,

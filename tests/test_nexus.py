@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 
 from jenkins_registry.cli.main import main as jr
-from jenkins_registry.credentials import Secret
 from jenkins_registry.errors import ExitCode
 from jenkins_registry.keyring_store import KeyringStore
-from tests import nexus_emulator, services
-from tests.nexus_emulator import NexusState
-from tests.secret_checks import assert_absent, assert_absent_in_tree
+from jenkins_registry.secret_types import Secret
+from tests.support import nexus_emulator, services
+from tests.support.nexus_emulator import NexusState
+from tests.support.secret_checks import assert_absent, assert_absent_in_tree
 
 ADMIN_PASSWORD = "Nexus-Adm1n-Pa55-0c9e"  # a known secret
 WRONG = "Wr0ng-Nexus-Pa55-51aa"

@@ -18,16 +18,17 @@ from typing import Any, NoReturn
 
 import pytest
 
-from jenkins_registry import engine_push, engine_tags, export_push
+from jenkins_registry import engine_push, engine_tags, push_route
 from jenkins_registry.cli.push import main as jr_push
-from jenkins_registry.credentials import Secret, UsernamePassword
-from jenkins_registry.engine_push import plan_push
+from jenkins_registry.docker_engine import DockerEngine
 from jenkins_registry.engine_tags import NameBefore, plan_give_back
 from jenkins_registry.errors import ExitCode, JrError
 from jenkins_registry.progress import NullProgress
-from tests import services
-from tests.fault_proxy import fault_proxy
-from tests.secret_checks import assert_absent
+from jenkins_registry.push_target import plan_push
+from jenkins_registry.secret_types import Secret, UsernamePassword
+from tests.support import services
+from tests.support.fault_proxy import fault_proxy
+from tests.support.secret_checks import assert_absent
 
 SECRET = services.REGISTRY_PASSWORD
 ROUTES = ["engine", "export", "auto"]
@@ -252,11 +253,12 @@ def test_a_name_given_back_by_another_build_mid_push_is_made_again(
     plan = plan_push("cleanup-app:1", registry=registry.host, repository="cleanup/race",
                      tags=["1", "latest"])
     creds = UsernamePassword(username=services.REGISTRY_USER, password=Secret(SECRET), source="test")
-    image = engine_push.find_image(docker_client, plan)
-    engine_push.tag_and_login(docker_client, plan, image, creds)
+    engine = DockerEngine(docker_client)
+    image = engine.find_image(plan.image)
+    engine_push.tag_and_login(engine, plan, image, creds)
     for reference in plan.references:  # what the other build's cleanup does
         docker_client.api.remove_image(reference, noprune=True)
-    result = engine_push.push_tags(docker_client, plan, image, creds, NullProgress())
+    result = engine_push.push_tags(engine, plan, image, creds, NullProgress())
     assert {registry.manifest_digest("cleanup/race", t) for t in ("1", "latest")} == {result.digest}
     assert "cleanup/race:latest was untagged during the push" in caplog.text
     for reference in plan.references:
@@ -292,16 +294,15 @@ def test_a_failing_cleanup_keeps_the_push_result(
     plan = plan_push("cleanup-app:1", registry=registry.host, repository="cleanup/failing-untag",
                      tags=["1"])
     creds = UsernamePassword(username=services.REGISTRY_USER, password=Secret(password), source="test")
-    client = _FailingUntag(docker_client)
+    client = DockerEngine(_FailingUntag(docker_client))
+    options = push_route.LocalPushOptions(route="engine")
     try:
         if password == SECRET:
-            result = export_push.push_local_image(client, plan, creds, NullProgress(), route="engine",
-                                                  environ={})
+            result = push_route.push_local_image(client, plan, creds, NullProgress(), options)
             assert registry.manifest_digest("cleanup/failing-untag", "1") == result.digest
         else:
             with pytest.raises(JrError) as caught:
-                export_push.push_local_image(client, plan, creds, NullProgress(), route="engine",
-                                             environ={})
+                push_route.push_local_image(client, plan, creds, NullProgress(), options)
             assert caught.value.exit_code == ExitCode.AUTH  # the push's error, not the cleanup's
         reference = f"{registry.host}/cleanup/failing-untag:1"
         assert (f"could not remove the local tag {reference} (the engine's store is read-only); "
@@ -363,7 +364,8 @@ def test_the_names_are_noted_before_anything_changes() -> None:
     class _Broken:
         api = type("Api", (), {"inspect_image": staticmethod(_raise_engine_error)})()
 
-    with pytest.raises(JrError) as caught, engine_tags.registry_names(_Broken(), ME, [R1], keep=False):
+    broken = DockerEngine(_Broken())
+    with pytest.raises(JrError) as caught, engine_tags.registry_names(broken, ME, [R1], keep=False):
         pytest.fail("the block must not run")
     assert caught.value.exit_code == ExitCode.ENGINE
 

@@ -9,8 +9,8 @@ import pytest
 
 from jenkins_registry.cli.push import main as jr_push
 from jenkins_registry.errors import ExitCode
-from tests import services
-from tests.secret_checks import assert_absent
+from tests.support import services
+from tests.support.secret_checks import assert_absent
 
 SECRET = services.REGISTRY_PASSWORD
 

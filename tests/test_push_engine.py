@@ -20,8 +20,8 @@ import pytest
 
 from jenkins_registry.cli.push import main as jr_push
 from jenkins_registry.errors import ExitCode
-from tests import services
-from tests.secret_checks import assert_absent, assert_absent_in_tree, process_cmdlines
+from tests.support import services
+from tests.support.secret_checks import assert_absent, assert_absent_in_tree, process_cmdlines
 
 SECRET = services.REGISTRY_PASSWORD
 _ROUTE = ["engine"]  # the current test's route, read by run_push and creds_env
@@ -289,8 +289,8 @@ def test_keyring_credentials_used_when_environment_has_none(
     docker_env: str, registry: services.Registry, jenkins_test_image: str,
     capsys: pytest.CaptureFixture[str], isolated_home: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from jenkins_registry.credentials import Secret
     from jenkins_registry.keyring_store import KeyringStore
+    from jenkins_registry.secret_types import Secret
 
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyrings.alt.file.PlaintextKeyring")
     import keyring.core

@@ -12,8 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from jenkins_registry.push_lock import exclusive_push, lock_path
-from tests import services
-from tests.secret_checks import assert_absent
+from jenkins_registry.push_target import PushTarget
+from tests.support import services
+from tests.support.secret_checks import assert_absent
+
+APP = PushTarget(registry="127.0.0.1:5000", repository="app", tags=("latest",))
+OTHER = PushTarget(registry="127.0.0.1:5000", repository="other", tags=("latest",))
 
 
 def test_the_second_holder_waits_for_the_first(tmp_path: Path) -> None:
@@ -22,14 +26,14 @@ def test_the_second_holder_waits_for_the_first(tmp_path: Path) -> None:
     release = threading.Event()
 
     def first() -> None:
-        with exclusive_push("unix:///e.sock", "127.0.0.1:5000/app", tmp_path):
+        with exclusive_push("unix:///e.sock", APP, tmp_path):
             events.append("first in")
             first_in.set()
             release.wait(10)
             events.append("first out")
 
     def second() -> None:
-        with exclusive_push("unix:///e.sock", "127.0.0.1:5000/app", tmp_path):
+        with exclusive_push("unix:///e.sock", APP, tmp_path):
             events.append("second in")
 
     one = threading.Thread(target=first)
@@ -46,12 +50,12 @@ def test_the_second_holder_waits_for_the_first(tmp_path: Path) -> None:
 
 
 def test_other_repositories_and_engines_do_not_wait(tmp_path: Path) -> None:
-    with exclusive_push("unix:///e.sock", "127.0.0.1:5000/app", tmp_path):
+    with exclusive_push("unix:///e.sock", APP, tmp_path):
         done = threading.Event()
 
         def other() -> None:
-            with exclusive_push("unix:///e.sock", "127.0.0.1:5000/other", tmp_path), \
-                    exclusive_push("unix:///f.sock", "127.0.0.1:5000/app", tmp_path):
+            with exclusive_push("unix:///e.sock", OTHER, tmp_path), \
+                    exclusive_push("unix:///f.sock", APP, tmp_path):
                 done.set()
 
         thread = threading.Thread(target=other)
@@ -63,7 +67,7 @@ def test_other_repositories_and_engines_do_not_wait(tmp_path: Path) -> None:
 
 def test_an_unwritable_lock_directory_pushes_unlocked(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-dir"
-    with exclusive_push("unix:///e.sock", "127.0.0.1:5000/app", missing):
+    with exclusive_push("unix:///e.sock", APP, missing):
         pass  # no error: the push goes on (with a warning)
 
 

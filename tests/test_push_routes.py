@@ -6,6 +6,7 @@ registry and the engine already hold); the pure decisions are also tested on the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -18,14 +19,17 @@ from typing import Any
 
 import pytest
 
-from jenkins_registry import export_push
+from jenkins_registry import export_push, push_route
 from jenkins_registry.cli.push import main as jr_push
-from jenkins_registry.errors import ExitCode, JrError
+from jenkins_registry.docker_engine import DockerEngine, uses_containerd_store
+from jenkins_registry.errors import ExitCode, InputFileError, JrError, UnreachableError, UsageError
 from jenkins_registry.http_transport import HttpTransport
-from jenkins_registry.registry_client import RegistryClient
-from tests import services
-from tests.fault_proxy import fault_proxy
-from tests.secret_checks import assert_absent, assert_absent_in_tree
+from jenkins_registry.push_target import PushTarget
+from jenkins_registry.registry_client import Manifest, RegistryClient, SchemePolicy
+from jenkins_registry.target_tags import TaggedImage
+from tests.support import services
+from tests.support.fault_proxy import fault_proxy
+from tests.support.secret_checks import assert_absent, assert_absent_in_tree
 
 SECRET = services.REGISTRY_PASSWORD
 UPLOADS = r"/blobs/uploads/$"
@@ -230,7 +234,7 @@ def test_sigterm_during_the_export_removes_it(
 ])
 def test_only_a_local_engine_is_exported_from(docker_host: str, expected: str | None,
                                               tmp_path: Path) -> None:
-    reason = export_push._engine_only_reason({"DOCKER_HOST": docker_host}, "10.211.55.6:8082", tmp_path)
+    reason = push_route.engine_only_reason(docker_host, "10.211.55.6:8082", tmp_path)
     assert reason is None if expected is None else expected in (reason or "")
 
 
@@ -238,11 +242,11 @@ def test_a_client_certificate_leaves_the_push_to_the_engine(tmp_path: Path) -> N
     host_dir = tmp_path / "10.211.55.6:8082"
     host_dir.mkdir()
     (host_dir / "ca.crt").write_text("x")
-    environ = {"DOCKER_HOST": "unix:///var/run/docker.sock"}
-    assert export_push._engine_only_reason(environ, "10.211.55.6:8082", tmp_path) is None
+    engine = "unix:///var/run/docker.sock"
+    assert push_route.engine_only_reason(engine, "10.211.55.6:8082", tmp_path) is None
     (host_dir / "client.cert").write_text("x")
     (host_dir / "client.key").write_text("x")
-    reason = export_push._engine_only_reason(environ, "10.211.55.6:8082", tmp_path)
+    reason = push_route.engine_only_reason(engine, "10.211.55.6:8082", tmp_path)
     assert reason is not None and "client certificate" in reason
 
 
@@ -260,20 +264,21 @@ def test_registry_rules_follow_the_engine_configuration(tmp_path: Path) -> None:
                                                 "harbor.example": {"Secure": True}}}}
     (tmp_path / "harbor.example").mkdir()
     (tmp_path / "harbor.example" / "ca.crt").write_text("-----BEGIN CERTIFICATE-----\nA\n")
-    rules = export_push._registry_rules(_InfoOnly(info), "nexus.example:8082", tmp_path)
+    engine = DockerEngine(_InfoOnly(info))
+    rules = export_push.registry_rules(engine, "nexus.example:8082", tmp_path)
     assert rules == export_push.RegistryRules(insecure=True, ca_data=None)
-    rules = export_push._registry_rules(_InfoOnly(info), "harbor.example", tmp_path)
+    rules = export_push.registry_rules(engine, "harbor.example", tmp_path)
     assert not rules.insecure and rules.ca_data is not None and "BEGIN CERTIFICATE" in rules.ca_data
-    assert export_push._registry_rules(_InfoOnly(info), "127.0.0.1:5000", tmp_path).insecure
+    assert export_push.registry_rules(engine, "127.0.0.1:5000", tmp_path).insecure
 
 
 def test_containerd_image_store_is_recognised() -> None:
     classic = {"Driver": "overlay2", "DriverStatus": [["Backing Filesystem", "extfs"]]}
     containerd = {"Driver": "overlayfs",
                   "DriverStatus": [["driver-type", "io.containerd.snapshotter.v1"]]}
-    assert not export_push.uses_containerd_store(classic)
-    assert export_push.uses_containerd_store(containerd)
-    assert not export_push.uses_containerd_store({})
+    assert not uses_containerd_store(classic)
+    assert uses_containerd_store(containerd)
+    assert not uses_containerd_store({})
 
 
 class _ContainerdEngine:
@@ -327,23 +332,27 @@ class _ContainerdEngine:
         raise AssertionError("a containerd-store engine must not be exported from")
 
 
+def _options(route: push_route.Route) -> push_route.LocalPushOptions:
+    return push_route.LocalPushOptions(route=route, engine_address="unix:///run/docker.sock")
+
+
 def test_a_containerd_store_engine_pushes_itself() -> None:
-    from jenkins_registry.credentials import Secret, UsernamePassword
-    from jenkins_registry.engine_push import plan_push
     from jenkins_registry.progress import NullProgress
+    from jenkins_registry.push_target import plan_push
+    from jenkins_registry.secret_types import Secret, UsernamePassword
 
     engine = _ContainerdEngine()
     plan = plan_push("app:1", registry="10.211.55.6:8082", repository=None, tags=["1", "latest"])
     creds = UsernamePassword(username="ci-bot", password=Secret(SECRET), source="test")
-    result = export_push.push_local_image(engine, plan, creds, NullProgress(), route="auto",
-                                          environ={"DOCKER_HOST": "unix:///run/docker.sock"})
+    result = push_route.push_local_image(DockerEngine(engine), plan, creds, NullProgress(),
+                                         _options("auto"))
     assert result.method == "engine" and result.digest == "sha256:" + "c" * 64
     assert engine.calls[:4] == ["get", "tag", "tag", "login"] and "info" in engine.calls
     assert {"push 1", "push latest"} <= set(engine.calls)
     assert engine.calls[-2:] == ["untag", "untag"] and engine.names == {"app:1": engine.IMAGE_ID}
     with pytest.raises(JrError) as caught:
-        export_push.push_local_image(_ContainerdEngine(), plan, creds, NullProgress(), route="export",
-                                     environ={"DOCKER_HOST": "unix:///run/docker.sock"})
+        push_route.push_local_image(DockerEngine(_ContainerdEngine()), plan, creds, NullProgress(),
+                                    _options("export"))
     assert "containerd" in caught.value.message and caught.value.exit_code == ExitCode.USAGE
     assert_absent(SECRET, str(caught.value), caught.value.message, repr(caught.value))
 
@@ -353,15 +362,15 @@ def test_a_containerd_store_engine_pushes_itself_to_a_loopback_registry(
 ) -> None:
     """For 127.0.0.0/8 `info` is first skipped (always insecure); it is asked once the registry
     does not hold the image already."""
-    from jenkins_registry.credentials import Secret, UsernamePassword
-    from jenkins_registry.engine_push import plan_push
     from jenkins_registry.progress import NullProgress
+    from jenkins_registry.push_target import plan_push
+    from jenkins_registry.secret_types import Secret, UsernamePassword
 
     engine = _ContainerdEngine()
     plan = plan_push("app:1", registry=fresh_registry.host, repository=None, tags=["1"])
     creds = UsernamePassword(username=services.REGISTRY_USER, password=Secret(SECRET), source="test")
-    result = export_push.push_local_image(engine, plan, creds, NullProgress(), route="auto",
-                                          environ={"DOCKER_HOST": "unix:///run/docker.sock"})
+    result = push_route.push_local_image(DockerEngine(engine), plan, creds, NullProgress(),
+                                         _options("auto"))
     assert result.method == "engine" and "info" in engine.calls and "push 1" in engine.calls
 
 
@@ -379,15 +388,18 @@ def test_daemon_rule_verifies_https_with_the_certs_d_ca(tls_registry: tuple[serv
     """A registry the engine treats as secure: verified HTTPS only, trusting the certs.d CA."""
     reg, ca_pem = tls_registry
     with HttpTransport(ca_data=ca_pem) as transport:
-        client = RegistryClient(reg.host, insecure=False, scheme_rule="daemon", transport=transport)
+        client = RegistryClient(reg.host, transport=transport,
+                                policy=SchemePolicy.from_engine(reg.host, insecure=False))
         client.ping()
         assert client.base_url == f"https://{reg.host}"
     with HttpTransport() as transport:
-        client = RegistryClient(reg.host, insecure=False, scheme_rule="daemon", transport=transport)
+        client = RegistryClient(reg.host, transport=transport,
+                                policy=SchemePolicy.from_engine(reg.host, insecure=False))
         with pytest.raises(JrError):
             client.ping()
     with HttpTransport() as transport:  # insecure per the engine: unverified HTTPS is accepted
-        client = RegistryClient(reg.host, insecure=True, scheme_rule="daemon", transport=transport)
+        client = RegistryClient(reg.host, transport=transport,
+                                policy=SchemePolicy.from_engine(reg.host, insecure=True))
         client.ping()
         assert client.base_url == f"https://{reg.host}"
 
@@ -397,12 +409,14 @@ def test_daemon_rule_never_uses_plain_http_for_a_secure_registry(
 ) -> None:
     """Loopback is not special under this rule: only the engine's configuration decides."""
     with HttpTransport() as transport:
-        client = RegistryClient(fresh_registry.host, insecure=False, scheme_rule="daemon",
+        client = RegistryClient(fresh_registry.host,
+                                policy=SchemePolicy.from_engine(fresh_registry.host, insecure=False),
                                 transport=transport)
         with pytest.raises(JrError) as caught:
             client.ping()
         assert "HTTP response to HTTPS client" in caught.value.message
-        insecure = RegistryClient(fresh_registry.host, insecure=True, scheme_rule="daemon",
+        insecure = RegistryClient(fresh_registry.host,
+                                  policy=SchemePolicy.from_engine(fresh_registry.host, insecure=True),
                                   transport=transport)
         insecure.ping()
         assert insecure.base_url == f"http://{fresh_registry.host}"
@@ -422,4 +436,126 @@ def test_route_usage_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) 
 def test_the_cli_offers_exactly_the_library_routes() -> None:
     from jenkins_registry.cli import push as push_cli
 
-    assert push_cli.ROUTES == export_push.ROUTES
+    assert push_cli.ROUTES == push_route.ROUTES
+
+
+# -- choose_route on its own: every rule of docs/push.md, in its order --------------------------------
+
+IMAGE_ID, EARLIER_ID = "sha256:" + "1" * 64, "sha256:" + "2" * 64
+TARGET = PushTarget(registry="10.211.55.6:8082", repository="team/app", tags=("7",))
+SECURE = export_push.RegistryRules(insecure=False, ca_data=None, containerd_store=False)
+
+
+def _tagged(tag: str, config_digest: str) -> TaggedImage:
+    manifest = Manifest(b"{}", "application/vnd.docker.distribution.manifest.v2+json", "sha256:" + "f" * 64)
+    return TaggedImage(tag, manifest, config_digest, ())
+
+
+def _facts(route: push_route.Route = "auto", **known: Any) -> push_route.RouteFacts:
+    """Facts up to the first that *known* leaves out, each with the answer that lets the
+    decision go on (nothing found), like the gathering produces them in order."""
+    answers: dict[str, Any] = {"engine_only": None, "rules": SECURE, "unreachable": None,
+                               "current": (), "engine_knows": None, "update": None,
+                               "engine_holds_update": False, "room_problem": None}
+    facts: dict[str, Any] = {}
+    for name, answer in answers.items():
+        if name in known:
+            facts[name] = known.pop(name)
+        elif known:
+            facts[name] = answer
+    return push_route.RouteFacts(route=route, target=TARGET, image_id=IMAGE_ID, **facts)
+
+
+UNREACHABLE = UnreachableError("Cannot reach the registry 10.211.55.6:8082 (connection refused).")
+HOLDING = _tagged("latest", IMAGE_ID)
+EARLIER = _tagged("latest", EARLIER_ID)
+CONTAINERD = "it keeps images in containerd's store and pushes their stored compressed layers"
+
+
+@pytest.mark.parametrize(("facts", "expected"), [
+    # --via engine: no fact is needed
+    (_facts("engine"), push_route.EnginePushes(None)),
+    # 1. only the engine can
+    (_facts(), push_route.Fact.ENGINE_ONLY),
+    (_facts(engine_only="the Docker engine at ssh://ci@b is reached over ssh"),
+     push_route.EnginePushes("the Docker engine at ssh://ci@b is reached over ssh")),
+    (_facts(engine_only=None), push_route.Fact.RULES),
+    (_facts(rules=dataclasses.replace(SECURE, containerd_store=True)), push_route.EnginePushes(CONTAINERD)),
+    (_facts(rules=SECURE), push_route.Fact.REGISTRY),
+    (_facts(unreachable=UNREACHABLE), push_route.EnginePushes(
+        "10.211.55.6:8082 does not answer from here as the engine reaches it "
+        "(Cannot reach the registry 10.211.55.6:8082 (connection refused).)")),
+    # 2. unchanged: a wanted tag or latest holds the image (also when the engine was not asked yet)
+    (_facts(unreachable=None), push_route.Fact.CURRENT),
+    (_facts(current=(EARLIER, HOLDING)), push_route.Unchanged(HOLDING)),
+    (_facts(rules=dataclasses.replace(SECURE, containerd_store=None), current=(HOLDING,)),
+     push_route.Unchanged(HOLDING)),
+    # ... the engine's store, not asked for a loopback registry until here
+    (_facts(rules=dataclasses.replace(SECURE, containerd_store=None), current=(EARLIER,)),
+     push_route.Fact.ENGINE_STORE),
+    # 3. the engine knows the layers
+    (_facts(current=(EARLIER,)), push_route.Fact.ENGINE_LAYERS),
+    (_facts(engine_knows="10.211.55.6:8082/base@sha256:" + "e" * 64),
+     push_route.EnginePushes("it already knows layers of this image at 10.211.55.6:8082/base@sha256:"
+                             + "e" * 64)),
+    # 4. an update of an image this engine holds
+    (_facts(engine_knows=None), push_route.Fact.UPDATE),
+    (_facts(update=EARLIER), push_route.Fact.ENGINE_HOLDS_UPDATE),
+    (_facts(update=EARLIER, engine_holds_update=True),
+     push_route.EnginePushes("an update of 10.211.55.6:8082/team/app:latest, whose image this engine holds")),
+    (_facts(update=EARLIER, engine_holds_update=False), push_route.Fact.ROOM),
+    # 5. no room
+    (_facts(room_problem="the temporary directory /tmp has 1 MiB free, the export needs about 300 MiB"),
+     push_route.EnginePushes("the temporary directory /tmp has 1 MiB free, the export needs about 300 MiB")),
+    # 6. otherwise: export
+    (_facts(room_problem=None), push_route.Export()),
+])
+def test_choose_route(facts: push_route.RouteFacts, expected: object) -> None:
+    assert push_route.choose_route(facts) == expected
+
+
+@pytest.mark.parametrize(("facts", "expected"), [
+    (_facts("export", engine_only="the Docker engine at tcp://10.0.0.2:2375 is on another machine"),
+     (UsageError,
+      "Cannot export and upload: the Docker engine at tcp://10.0.0.2:2375 is on another machine.")),
+    (_facts("export", rules=dataclasses.replace(SECURE, containerd_store=True)),
+     (UsageError, "Cannot export and upload: the Docker engine keeps images in containerd's store.")),
+    (_facts("export", unreachable=UNREACHABLE), (UnreachableError, UNREACHABLE.message)),
+    (_facts("export", room_problem="the temporary directory /tmp is not usable (No such file)"),
+     (InputFileError, "Cannot export the image: the temporary directory /tmp is not usable (No such file).")),
+])
+def test_a_forced_export_fails_where_auto_leaves_the_push_to_the_engine(
+        facts: push_route.RouteFacts, expected: tuple[type[JrError], str]) -> None:
+    choice = push_route.choose_route(facts)
+    assert isinstance(choice, push_route.Refused)
+    assert (type(choice.error), choice.error.message) == expected
+
+
+def test_a_forced_export_neither_asks_the_engine_about_layers_nor_updates() -> None:
+    assert push_route.choose_route(_facts("export", current=(EARLIER,))) is push_route.Fact.ROOM
+    assert push_route.choose_route(_facts("export", current=(HOLDING,))) == push_route.Unchanged(HOLDING)
+    assert push_route.choose_route(_facts("export", room_problem=None)) == push_route.Export()
+
+
+def test_an_export_fetches_each_tag_and_config_once(
+    docker_env: str, docker_client: Any, fresh_registry: services.Registry,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The route decision and the upload share what the wanted tags and `latest` hold: an update
+    exported from a fresh engine asks for each manifest and the earlier build's config once."""
+    shared = {"shared.bin": os.urandom(50_000)}
+    services.build_image(docker_client, "once-build:1", shared)
+    with fault_proxy(fresh_registry.host) as proxy:
+        code, first, err = push(proxy.host, docker_env, capsys, "--image", "once-build:1",
+                                "--name", "once/app", "--tag", "1", "--tag", "latest")
+        assert code == 0 and first["method"] == "export", err
+        docker_client.images.remove("once-build:1")
+        services.build_image(docker_client, "once-build:2", {**shared, "new.bin": os.urandom(50_000)})
+        proxy.clear()
+        code, second, err = push(proxy.host, docker_env, capsys, "--image", "once-build:2",
+                                 "--name", "once/app", "--tag", "2", "--tag", "latest")
+        assert code == 0 and second["method"] == "export", err
+        assert proxy.count("GET", r"/manifests/2$") == 1
+        assert proxy.count("GET", r"/manifests/latest$") == 1
+        assert proxy.count("GET", "/blobs/" + first["image_id"]) == 1
+    docker_client.images.remove("once-build:2")

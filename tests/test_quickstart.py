@@ -24,11 +24,11 @@ from pathlib import Path
 import pytest
 
 from jenkins_registry.cli.main import main as jr
-from tests import nexus_emulator, services
-from tests.jenkins_emulator import JenkinsEmulator
-from tests.nexus_emulator import NexusState
-from tests.secret_checks import assert_absent
+from tests.support import nexus_emulator, services
 from tests.support.agent_build import BuildResult, run_build
+from tests.support.jenkins_emulator import JenkinsEmulator
+from tests.support.nexus_emulator import NexusState
+from tests.support.secret_checks import assert_absent
 
 ADMIN, JENKINS_TOKEN = "admin", "44ee55dd66cc77bb88aa99001122334455"
 NEXUS_ADMIN_PASSWORD = "Nexus-Adm1n-Qu1ck-6a0d"

@@ -8,14 +8,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jenkins_registry.engine_push import plan_push
 from jenkins_registry.errors import InvalidReferenceError, UsageError
+from jenkins_registry.push_target import plan_push
 from jenkins_registry.reference import (
+    in_engine_implicit_insecure_range,
+    is_loopback,
     looks_like_image_id,
     parse_path,
     parse_reference,
     parse_registry,
     parse_tag,
+    split_host_port,
 )
 
 
@@ -79,9 +82,42 @@ def test_image_ids() -> None:
 def test_plan_defaults() -> None:
     plan = plan_push("10.211.55.6:8082/local/jenkins:v1", registry="127.0.0.1:5000", repository=None, tags=[])
     assert (plan.repository, plan.tags) == ("local/jenkins", ("v1",))
-    assert plan.target == "127.0.0.1:5000/local/jenkins"
+    assert plan.name == "127.0.0.1:5000/local/jenkins"
     plan = plan_push("jenkins-test", registry="r:1", repository=None, tags=["a", "b", "a"])
     assert plan.tags == ("a", "b")
     with pytest.raises(UsageError):
         plan_push("46d1a3ebf53b", registry="r:1", repository=None, tags=[])
     assert plan_push("46d1a3ebf53b", registry="r:1", repository="local/x", tags=[]).tags == ("latest",)
+
+
+# -- registry addresses ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("registry, host, port", [
+    ("10.211.55.6:8082", "10.211.55.6", 8082), ("registry.example", "registry.example", None),
+    ("[::1]:5000", "::1", 5000), ("[::1]", "::1", None), ("::1", "::1", None),
+    ("localhost:5000", "localhost", 5000),
+])
+def test_split_host_port(registry: str, host: str, port: int | None) -> None:
+    assert split_host_port(registry) == (host, port)
+
+
+def test_registry_port_range_uses_the_same_parser() -> None:
+    assert parse_registry("[::1]:65535") == "[::1]:65535"
+    for text in ("host:0", "host:65536", "[::1]:99999"):
+        with pytest.raises(InvalidReferenceError, match="out of range"):
+            parse_registry(text)
+
+
+@pytest.mark.parametrize("registry, loopback, engine_insecure", [
+    ("127.0.0.1", True, True), ("127.255.0.1", True, True), ("127.0.0.1:5000", True, True),
+    ("::1", True, False), ("[::1]:5000", True, False),  # ::1/128 is not insecure to Docker 20.10
+    ("localhost", True, False), ("LOCALHOST:5000", True, False),  # the engine would resolve it
+    ("10.0.0.1", False, False), ("128.0.0.1", False, False), ("localhost.example", False, False),
+    ("localhost.localdomain:5000", False, False), ("[2001:db8::1]:443", False, False),
+    ("registry.example", False, False),
+])
+def test_loopback_and_the_engine_implicit_insecure_range(registry: str, loopback: bool,
+                                                         engine_insecure: bool) -> None:
+    assert is_loopback(registry) is loopback
+    assert in_engine_implicit_insecure_range(registry) is engine_insecure

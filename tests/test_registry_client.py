@@ -13,7 +13,6 @@ from typing import ClassVar
 import pytest
 
 from jenkins_registry import registry_errors
-from jenkins_registry.credentials import Secret, UsernamePassword
 from jenkins_registry.errors import (
     AuthenticationError,
     CredentialsError,
@@ -24,22 +23,15 @@ from jenkins_registry.errors import (
     UnreachableError,
 )
 from jenkins_registry.http_transport import ConnectError, TlsError
-from jenkins_registry.registry_client import (
-    BytesBody,
-    Challenge,
-    RegistryClient,
-    RetryPolicy,
-    SchemeRule,
-    _retry_after,
-    _with_digest,
-    is_loopback,
-    parse_challenge,
-    parse_challenges,
-    plain_http_allowed,
-)
-from tests import services
-from tests.fault_proxy import Rule, fault_proxy
-from tests.token_server import READER_PASSWORD, READER_USER, TokenServer, token_registry
+from jenkins_registry.reference import is_loopback
+from jenkins_registry.registry_auth import Challenge, parse_challenge, parse_challenges
+from jenkins_registry.registry_blobs import BytesBody, with_digest
+from jenkins_registry.registry_client import RegistryClient
+from jenkins_registry.registry_session import RetryPolicy, SchemePolicy, retry_after
+from jenkins_registry.secret_types import Secret, UsernamePassword
+from tests.support import services
+from tests.support.fault_proxy import Rule, fault_proxy
+from tests.support.token_server import READER_PASSWORD, READER_USER, TokenServer, token_registry
 
 SECRET = services.REGISTRY_PASSWORD
 FAST = RetryPolicy(attempts=4, initial_delay=0.01, max_delay=0.05, total_seconds=30)
@@ -102,18 +94,52 @@ def test_parse_escaped_quotes_multiple_challenges_and_garbage() -> None:
 ])
 def test_loopback_policy(registry: str, loopback: bool) -> None:
     assert is_loopback(registry) is loopback
-    assert plain_http_allowed(registry, insecure=False) is loopback
-    assert plain_http_allowed(registry, insecure=True) is True
+    assert ("http" in SchemePolicy.from_insecure_flag(registry, insecure=False).schemes) is loopback
+    assert ("http" in SchemePolicy.from_insecure_flag(registry, insecure=True).schemes) is True
+
+
+@pytest.mark.parametrize("registry,insecure,schemes,verify", [
+    ("127.0.0.1:5000", False, ("http", "https"), False), ("localhost:5000", True, ("http", "https"), False),
+    ("[::1]:5000", False, ("http", "https"), False), ("registry.example", True, ("https", "http"), False),
+    ("10.211.55.6:8082", False, ("https",), True),
+])
+def test_policy_from_the_insecure_flag(registry: str, insecure: bool, schemes: tuple[str, ...],
+                                       verify: bool) -> None:
+    policy = SchemePolicy.from_insecure_flag(registry, insecure=insecure)
+    assert (policy.schemes, policy.verify, policy.http_fallback_unless_untrusted) == (schemes, verify, False)
+
+
+@pytest.mark.parametrize("registry,insecure,schemes,verify", [
+    ("127.0.0.1:5000", False, ("https",), True), ("registry.example", False, ("https",), True),
+    ("127.0.0.1:5000", True, ("http", "https"), False), ("registry.example", True, ("https", "http"), False),
+])
+def test_policy_from_the_engine(registry: str, insecure: bool, schemes: tuple[str, ...],
+                                verify: bool) -> None:
+    policy = SchemePolicy.from_engine(registry, insecure=insecure)
+    assert (policy.schemes, policy.verify, policy.http_fallback_unless_untrusted) == (schemes, verify, False)
+
+
+def test_login_policy_and_pinning() -> None:
+    login = SchemePolicy.login()
+    assert (login.schemes, login.verify) == (("https", "http"), True)
+    assert login.http_fallback_unless_untrusted is True
+    assert login.pinned("http") == SchemePolicy(schemes=("http",), verify=True,
+                                                http_fallback_unless_untrusted=True)
+
+
+def test_the_default_policy_is_the_archive_routes_without_insecure() -> None:
+    with RegistryClient("r.example") as default:
+        assert default.policy == SchemePolicy.from_insecure_flag("r.example", insecure=False)
 
 
 def test_location_digest_and_retry_after_helpers() -> None:
-    assert _with_digest("/v2/a/blobs/uploads/u", "sha256:ab") == "/v2/a/blobs/uploads/u?digest=sha256:ab"
-    assert _with_digest("http://h/v2/a/blobs/uploads/u?_state=x%3D", "sha256:ab") == \
+    assert with_digest("/v2/a/blobs/uploads/u", "sha256:ab") == "/v2/a/blobs/uploads/u?digest=sha256:ab"
+    assert with_digest("http://h/v2/a/blobs/uploads/u?_state=x%3D", "sha256:ab") == \
         "http://h/v2/a/blobs/uploads/u?_state=x%3D&digest=sha256:ab"
-    assert _retry_after("7", 60) == 7.0
-    assert _retry_after("600", 60) == 60.0
-    assert _retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 60) == 0.0
-    assert _retry_after("soon", 60) is None and _retry_after(None, 60) is None
+    assert retry_after("7", 60) == 7.0
+    assert retry_after("600", 60) == 60.0
+    assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 60) == 0.0
+    assert retry_after("soon", 60) is None and retry_after(None, 60) is None
 
 
 def test_repr_hides_the_password() -> None:
@@ -199,7 +225,8 @@ def test_wrong_password_no_credentials_and_invalid_name(registry: services.Regis
 
 
 def test_https_to_a_plain_http_port_is_the_engine_message(registry: services.Registry) -> None:
-    with RegistryClient(registry.host, credentials=creds(), insecure=False) as client, \
+    with RegistryClient(registry.host, credentials=creds(),
+                        policy=SchemePolicy.from_insecure_flag(registry.host, insecure=False)) as client, \
             pytest.raises(InsecureRegistryError) as info:
         client.ping(scheme="https")
     assert info.value.message == registry_errors.http_to_https(registry.host).message
@@ -280,7 +307,7 @@ def test_token_auth_failures_use_engine_messages(token_auth: tuple[services.Regi
 # -- retries through the fault proxy ---------------------------------------------------------------
 
 
-def test_retries_5xx_and_429_with_retry_after(registry: services.Registry) -> None:
+def test_retries_5xx_and_429_withretry_after(registry: services.Registry) -> None:
     slept: list[float] = []
     with fault_proxy(registry.host) as proxy, RegistryClient(
             proxy.host, credentials=creds(), retry=FAST, sleep=slept.append) as client:
@@ -423,7 +450,8 @@ class _NoNetwork:
 ])
 def test_scheme_order(registry: str, insecure: bool, schemes: list[str]) -> None:
     session = _NoNetwork()
-    client = RegistryClient(registry, insecure=insecure, transport=session, retry=FAST)  # type: ignore[arg-type]
+    client = RegistryClient(registry, policy=SchemePolicy.from_insecure_flag(registry, insecure=insecure),
+                            transport=session, retry=FAST)  # type: ignore[arg-type]
     with pytest.raises(UnreachableError):
         client.ping()
     assert [url.split("://")[0] for url in session.urls] == schemes
@@ -449,7 +477,7 @@ def test_token_in_access_token_only(token_auth: tuple[services.Registry, TokenSe
         tokens.token_fields = ("token", "access_token")
 
 
-# -- the `login` scheme rule and the login check (jr login, jr doctor) -------------------------------
+# -- the login policy and the login check (jr login, jr doctor) -------------------------------------
 
 
 class _TlsFailure(_NoNetwork):
@@ -469,13 +497,12 @@ class _TlsFailure(_NoNetwork):
         return super().request(method, url, **kwargs)
 
 
-@pytest.mark.parametrize("registry,insecure", [
-    ("10.211.55.6:8082", False), ("registry.example", False), ("registry.example", True),
-    ("127.0.0.1:5000", False), ("localhost:5000", False),
-])
-def test_login_rule_tries_verified_https_then_http_for_any_host(registry: str, insecure: bool) -> None:
+@pytest.mark.parametrize("registry", ["10.211.55.6:8082", "registry.example", "127.0.0.1:5000",
+                                      "localhost:5000"])
+def test_login_rule_tries_verified_https_then_http_for_any_host(registry: str) -> None:
+    """The login policy has no --insecure input: nothing can switch its verification off."""
     session = _TlsFailure("[SSL: WRONG_VERSION_NUMBER] wrong version number")
-    client = RegistryClient(registry, insecure=insecure, scheme_rule="login", transport=session,  # type: ignore[arg-type]
+    client = RegistryClient(registry, policy=SchemePolicy.login(), transport=session,  # type: ignore[arg-type]
                             retry=FAST)
     with pytest.raises(UnreachableError):  # plain HTTP's error, not the HTTPS one
         client.ping()
@@ -486,7 +513,7 @@ def test_login_rule_tries_verified_https_then_http_for_any_host(registry: str, i
 def test_login_rule_never_falls_back_past_an_untrusted_certificate() -> None:
     session = _TlsFailure("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed "
                           "certificate")
-    client = RegistryClient("127.0.0.1:5000", credentials=creds(), scheme_rule="login",
+    client = RegistryClient("127.0.0.1:5000", credentials=creds(), policy=SchemePolicy.login(),
                             transport=session, retry=FAST)  # type: ignore[arg-type]
     with pytest.raises(RegistryError) as info:
         client.check_login()
@@ -499,12 +526,12 @@ def test_login_rule_never_falls_back_past_an_untrusted_certificate() -> None:
 
 def test_check_login_basic(registry: services.Registry, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    with RegistryClient(registry.host, credentials=creds(), scheme_rule="login") as client:
+    with RegistryClient(registry.host, credentials=creds(), policy=SchemePolicy.login()) as client:
         challenge = client.check_login()
         assert challenge is not None and challenge.scheme == "basic"
         assert client.base_url == f"http://{registry.host}"  # no TLS on the port: plain HTTP
     with RegistryClient(registry.host, credentials=creds(password="wrong-" + SECRET),
-                        scheme_rule="login") as client, pytest.raises(AuthenticationError) as info:
+                        policy=SchemePolicy.login()) as client, pytest.raises(AuthenticationError) as info:
         client.check_login()
     assert info.value.message == f"The registry {registry.host} rejected the password of user 'ci-bot'."
     no_secret(str(info.value), info.value.hint or "", caplog.text)
@@ -514,17 +541,17 @@ def test_check_login_fetches_a_token_and_repeats_v2_with_it(
         token_auth: tuple[services.Registry, TokenServer], caplog: pytest.LogCaptureFixture) -> None:
     registry, tokens = token_auth
     caplog.set_level(logging.DEBUG)
-    with RegistryClient(registry.host, credentials=creds(), scheme_rule="login") as client:
+    with RegistryClient(registry.host, credentials=creds(), policy=SchemePolicy.login()) as client:
         challenge = client.check_login()
         assert challenge is not None and challenge.scheme == "bearer"
     assert tokens.log[-1] == ("ci-bot", (), 200)  # no push scope: /v2/ needs none
     token_host = tokens.realm.split("://", 1)[1].split("/", 1)[0]
     with RegistryClient(registry.host, credentials=creds(password="nope-" + SECRET),
-                        scheme_rule="login") as client, pytest.raises(AuthenticationError) as info:
+                        policy=SchemePolicy.login()) as client, pytest.raises(AuthenticationError) as info:
         client.check_login()
     assert info.value.message == (f"The registry {registry.host} rejected the password of user "
                                   f"'ci-bot' at its token service {token_host}.")
-    with RegistryClient(registry.host, scheme_rule="login") as anonymous, \
+    with RegistryClient(registry.host, policy=SchemePolicy.login()) as anonymous, \
             pytest.raises(CredentialsError):
         anonymous.check_login()
     no_secret(str(info.value), info.value.hint or "", caplog.text, repr(tokens.log))
@@ -578,10 +605,10 @@ def test_nexus_400_unauthorized_is_a_rejected_password() -> None:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NexusStyle400)
     with services.serve_in_thread(server) as port:
         host = f"127.0.0.1:{port}"
-        with RegistryClient(host, credentials=creds(), scheme_rule="login", retry=FAST) as client:
+        with RegistryClient(host, credentials=creds(), policy=SchemePolicy.login(), retry=FAST) as client:
             challenge = client.check_login()
             assert challenge is not None and challenge.scheme == "basic"
-        with RegistryClient(host, credentials=creds(password="wrong-" + SECRET), scheme_rule="login",
+        with RegistryClient(host, credentials=creds(password="wrong-" + SECRET), policy=SchemePolicy.login(),
                             retry=FAST) as client, pytest.raises(AuthenticationError) as info:
             client.check_login()
         assert "rejected the password of user 'ci-bot'" in info.value.message
@@ -589,13 +616,12 @@ def test_nexus_400_unauthorized_is_a_rejected_password() -> None:
 
 
 def test_a_port_that_is_not_a_registry_says_which_port_to_use() -> None:
-    from tests import nexus_emulator
+    from tests.support import nexus_emulator
 
     with nexus_emulator.nexus() as nexus:
         host = nexus.url.split("://", 1)[1]
-        rules: tuple[SchemeRule, ...] = ("engine", "login")
-        for rule in rules:
-            with RegistryClient(host, scheme_rule=rule, retry=FAST) as client, \
+        for policy in (SchemePolicy.from_insecure_flag(host, insecure=False), SchemePolicy.login()):
+            with RegistryClient(host, policy=policy, retry=FAST) as client, \
                     pytest.raises(RegistryError) as info:
                 client.ping()
             assert info.value.message == (f"{host} answered GET /v2/ with HTTP 404: this is not a "

@@ -20,7 +20,6 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from jenkins_registry import render
-from jenkins_registry.credentials import Secret
 from jenkins_registry.errors import (
     ExitCode,
     InvalidReferenceError,
@@ -38,7 +37,8 @@ from jenkins_registry.job_spec import (
     PushSpec,
     ScmSpec,
 )
-from tests.services import REGISTRY_PASSWORD, REGISTRY_USER
+from jenkins_registry.secret_types import Secret
+from tests.support.services import REGISTRY_PASSWORD, REGISTRY_USER
 from tests.test_escaping import PROPERTY, groovy_value, hostile_text, parse_xml
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,10 +15,10 @@ import pytest
 
 from jenkins_registry import render
 from jenkins_registry.cli.main import main
-from jenkins_registry.credentials import Secret
 from jenkins_registry.errors import ExitCode
 from jenkins_registry.job_spec import BuildOptions, JobSpec, JobType, PushSpec, ScmSpec
-from tests.services import REGISTRY_PASSWORD
+from jenkins_registry.secret_types import Secret
+from tests.support.services import REGISTRY_PASSWORD
 from tests.test_escaping import parse_xml
 from tests.test_render import CREDENTIALS_ID, IMAGE, REGISTRY, ROOT, TAGS
 

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from jenkins_registry import render
 from jenkins_registry.errors import ExitCode, UsageError
 from jenkins_registry.job_spec import BuildOptions, PushSpec, ScmSpec
-from tests.services import REGISTRY_PASSWORD, REGISTRY_USER, Registry
+from tests.support.services import REGISTRY_PASSWORD, REGISTRY_USER, Registry
 from tests.test_escaping import PROPERTY, hostile_text
 from tests.test_render import (
     CREDENTIALS_ID,

@@ -14,8 +14,8 @@ import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from jenkins_registry.credentials import Secret
 from jenkins_registry.errors import ExitCode, JrError, UsageError, redact
+from jenkins_registry.secret_types import Secret
 
 if TYPE_CHECKING:
     from jenkins_registry.checklist import CheckResult

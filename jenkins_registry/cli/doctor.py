@@ -28,15 +28,15 @@ def register(subparsers: Any) -> None:
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from jenkins_registry.docker_engine import connect
+    from jenkins_registry.docker_engine import DockerEngine
     from jenkins_registry.doctor import diagnose
     from jenkins_registry.http_transport import ca_bundle_from
     from jenkins_registry.keyring_store import KeyringStore
 
-    clients: list[Any] = []
+    clients: list[DockerEngine] = []
 
-    def engine() -> Any:
-        client = connect(args.environ, timeout=30)
+    def engine() -> DockerEngine:
+        client = DockerEngine.connect(args.environ, timeout=30)
         clients.append(client)
         return client
 

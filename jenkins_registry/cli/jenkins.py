@@ -19,10 +19,10 @@ from jenkins_registry.credentials import DEFAULT_PASSWORD_ENV
 from jenkins_registry.errors import UsageError
 
 if TYPE_CHECKING:
-    from jenkins_registry.credentials import Secret
     from jenkins_registry.jenkins_client import JenkinsClient
     from jenkins_registry.jenkins_provision import Change, Provisioner
     from jenkins_registry.job_spec import JobSpec
+    from jenkins_registry.secret_types import Secret
 
 log = logging.getLogger(__name__)
 
@@ -183,30 +183,20 @@ def _report(change: Change, dry_run: bool) -> None:
 
 
 def _credential_password(args: argparse.Namespace) -> Secret:
-    from jenkins_registry.credentials import resolve_secret
+    from jenkins_registry.credentials import keyring_password_for, resolve_secret
     from jenkins_registry.errors import CredentialsError
     from jenkins_registry.keyring_store import KeyringStore
 
     if not args.password_env:
         raise UsageError("--password-env needs a variable name.",
                          hint=f"Omit it to use {DEFAULT_PASSWORD_ENV}.")
-
-    def from_keyring() -> Secret | None:
-        if not args.registry:
-            return None
-        stored = KeyringStore().get(args.registry)
-        if stored is None:
-            return None
-        if stored.username != args.username:
-            log.info("keyring: the entry for %s is for user %s, not %s; not used",
-                     args.registry, stored.username, args.username)
-            return None
-        return stored.password
+    registry: str | None = args.registry  # without --registry, the keyring is not consulted
+    lookup = (lambda: keyring_password_for(KeyringStore(), registry, args.username)) if registry else None
 
     try:
         return resolve_secret(
             what=f"password of {args.username} for credential {args.credential_id}", environ=args.environ,
-            env_var=args.password_env, keyring_lookup=from_keyring,
+            env_var=args.password_env, keyring_lookup=lookup,
             prompt=prompt_secret if interactive(args.environ) else None,
         )
     except CredentialsError as exc:

@@ -45,7 +45,7 @@ def _read_password(args: argparse.Namespace) -> Any:
     if args.password_stdin:
         secret = read_password_stdin(sys.stdin.read())
     elif interactive(args.environ):
-        from jenkins_registry.credentials import Secret
+        from jenkins_registry.secret_types import Secret
 
         secret = Secret(prompt_secret(f"Password for {args.username}@{args.registry}: "))
     else:
@@ -60,11 +60,11 @@ def _read_password(args: argparse.Namespace) -> Any:
 
 
 def _login(args: argparse.Namespace) -> int:
-    from jenkins_registry.credentials import UsernamePassword
     from jenkins_registry.http_transport import ca_bundle_from
     from jenkins_registry.keyring_store import KeyringStore
     from jenkins_registry.reference import parse_registry
     from jenkins_registry.registry_login import login
+    from jenkins_registry.secret_types import UsernamePassword
 
     registry = parse_registry(args.registry)
     if not args.username.strip():

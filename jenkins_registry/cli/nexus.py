@@ -11,7 +11,7 @@ from jenkins_registry.credentials import DEFAULT_PASSWORD_ENV
 from jenkins_registry.errors import CredentialsError, UsageError
 
 if TYPE_CHECKING:
-    from jenkins_registry.credentials import Secret
+    from jenkins_registry.secret_types import Secret
 
 log = logging.getLogger(__name__)
 
@@ -101,25 +101,14 @@ def _confirmed_prompt(question: str) -> str:
 def _push_password(args: argparse.Namespace, user: str, registry: str) -> Secret:
     """The push account's password, by the package's one precedence; the same rules as
     `jr jenkins credential`, so both end up with the same secret."""
-    from jenkins_registry.credentials import resolve_secret
+    from jenkins_registry.credentials import keyring_password_for, resolve_secret
     from jenkins_registry.keyring_store import KeyringStore
 
     env_var = args.password_env or DEFAULT_PASSWORD_ENV
-
-    def from_keyring() -> Secret | None:
-        stored = KeyringStore().get(registry)
-        if stored is None:
-            return None
-        if stored.username != user:
-            log.info("keyring: the entry for %s is for user %s, not %s; not used",
-                     registry, stored.username, user)
-            return None
-        return stored.password
-
     try:
         return resolve_secret(
             what=f"password of the push account {user}", environ=args.environ, env_var=env_var,
-            keyring_lookup=from_keyring,
+            keyring_lookup=lambda: keyring_password_for(KeyringStore(), registry, user),
             prompt=_confirmed_prompt if interactive(args.environ) else None,
         )
     except _PasswordsDiffer:

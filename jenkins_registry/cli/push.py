@@ -17,18 +17,18 @@ from jenkins_registry.cli.common import add_common_options, add_version_option, 
 from jenkins_registry.credentials import (
     DEFAULT_PASSWORD_ENV,
     DEFAULT_USERNAME_ENV,
-    UsernamePassword,
     resolve_registry_credentials,
 )
 from jenkins_registry.errors import ExitCode, InputFileError, UsageError
 from jenkins_registry.progress import LiveProgress, NullProgress, PlainProgress, ProgressSink
-from jenkins_registry.push_result import PushResult
 from jenkins_registry.reference import parse_registry
+from jenkins_registry.secret_types import UsernamePassword
 
-ROUTES = ("auto", "engine", "export")  # export_push.ROUTES, without importing it for --help
+ROUTES = ("auto", "engine", "export")  # push_route.ROUTES, without importing it for --help
 
 if TYPE_CHECKING:
-    from jenkins_registry.export_push import Route
+    from jenkins_registry.push_result import PushResult
+    from jenkins_registry.push_route import Route
 
 EPILOG = f"""\
 credentials (first found wins; no option takes a password):
@@ -145,41 +145,39 @@ def _keep_tags(args: argparse.Namespace) -> bool:
 
 
 def _push_engine(args: argparse.Namespace, registry: str, progress: ProgressSink) -> PushResult:
-    from jenkins_registry import docker_engine, engine_push, export_push
+    from jenkins_registry import push_route
+    from jenkins_registry.docker_engine import DockerEngine, engine_address
     from jenkins_registry.push_lock import exclusive_push
+    from jenkins_registry.push_target import plan_push
 
-    plan = engine_push.plan_push(args.image, registry=registry, repository=args.name, tags=args.tag)
-    route = _route(args)
-    keep_tags = _keep_tags(args)
+    plan = plan_push(args.image, registry=registry, repository=args.name, tags=args.tag)
+    options = push_route.LocalPushOptions(
+        route=_route(args), keep_tags=_keep_tags(args), engine_address=engine_address(args.environ),
+        temp_dir=args.environ.get("TMPDIR") or None)
     credentials = _credentials(args, plan.registry)
-    client = docker_engine.connect(args.environ)
+    engine = DockerEngine.connect(args.environ)
     try:
-        with exclusive_push(docker_engine.engine_address(args.environ), plan.target):
-            return export_push.push_local_image(client, plan, credentials, progress, route=route,
-                                                environ=args.environ,
-                                                temp_dir=args.environ.get("TMPDIR") or None,
-                                                keep_tags=keep_tags)
+        with exclusive_push(options.engine_address, plan):
+            return push_route.push_local_image(engine, plan, credentials, progress, options)
     finally:
-        client.close()
+        engine.close()
 
 
 def _push_daemonless(args: argparse.Namespace, registry: str, progress: ProgressSink) -> PushResult:
     from jenkins_registry import daemonless_push
     from jenkins_registry.http_transport import ca_bundle_from
-    from jenkins_registry.reference import parse_path, parse_tag
+    from jenkins_registry.push_target import parse_request
 
     if args.jobs is not None and args.jobs < 1:
         raise UsageError("--jobs must be at least 1.")
-    repository = parse_path(args.name) if args.name else None
-    tags = [parse_tag(tag) for tag in args.tag]
+    request = parse_request(registry, args.name or None, args.tag)
     path = args.from_archive or args.from_oci
     kind: Literal["archive", "oci"] = "archive" if args.from_archive else "oci"
-    return daemonless_push.push_image_source(
-        path, source_kind=kind, registry=registry, repository=repository, tags=tags,
-        credentials=_credentials(args, registry), compression=args.compression,
-        jobs=args.jobs or 0, insecure=args.insecure, progress=progress, image_selector=args.image,
-        ca_bundle=ca_bundle_from(args.environ),
-    )
+    credentials = _credentials(args, registry)
+    options = daemonless_push.SourcePushOptions(
+        compression=args.compression, jobs=args.jobs or 0, insecure=args.insecure,
+        image_selector=args.image, ca_bundle=ca_bundle_from(args.environ))
+    return daemonless_push.push_source(path, kind, request, credentials, progress, options)
 
 
 def print_result(result: PushResult, as_json: bool, out: TextIO) -> None:

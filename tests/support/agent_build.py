@@ -61,7 +61,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.jenkins_emulator import (
+from tests.support.jenkins_emulator import (
     CREDENTIAL_TYPES,
     FOLDER_CLASS,
     FREESTYLE_CLASS,

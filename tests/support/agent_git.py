@@ -14,8 +14,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.jenkins_emulator import USERNAME_PASSWORD_CLASS
 from tests.support.agent_build import Build, NotModelledError, StepError, children_check, text_of
+from tests.support.jenkins_emulator import USERNAME_PASSWORD_CLASS
 
 GIT_SCM_CLASS = "hudson.plugins.git.GitSCM"
 ALLOW_LOCAL_CHECKOUT_PROPERTY = "hudson.plugins.git.GitSCM.ALLOW_LOCAL_CHECKOUT"

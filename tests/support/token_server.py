@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-from tests import services
+from tests.support import services
 
 SERVICE = "jr-test-registry"
 ISSUER = "jr-test-token-issuer"
