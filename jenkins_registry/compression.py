@@ -13,8 +13,10 @@ level 1 ≈ 48 / 28 MB/s (see benchmarks/bench_daemonless.py --compressors). Blo
 incompressible (a 64 KiB sample does not shrink) are emitted as stored deflate blocks, which are
 valid gzip and cost a copy instead of a deflate.
 
-Memory stays bounded: at most `window` blocks per layer are in flight (input and output), never a
-whole layer. The output is deterministic for a given backend, level and block size.
+Memory stays bounded whatever the number of layers pushed at once: one `Compressor` admits at
+most two blocks per thread in flight across all its layers (`slots`), so memory grows with the
+deflate threads (at most the CPUs), never with `--jobs` or a layer's size. The output is
+deterministic for a given backend, level and block size.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ BLOCK_SIZE = 1 << 20  # uncompressed bytes per deflate block and per read
 _SAMPLE = 1 << 16  # bytes compressed to decide whether a block is worth deflating
 _STORED_MAX = 0xFFFF  # largest stored deflate block
 _GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # no name, mtime 0, OS unknown
+_SLOT_WAIT = 0.1  # seconds between looks at the cancel flag while waiting for a compressor slot
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
@@ -136,6 +139,9 @@ class Compressor:
 
         self.threads = max(1, threads)
         self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="jr-deflate")
+        # blocks in flight across every layer stream: enough to keep each thread busy
+        self.slots = 2 * self.threads
+        self._free = threading.Semaphore(self.slots)
 
     @property
     def backend(self) -> str:
@@ -153,8 +159,31 @@ class Compressor:
         flush_mode = backend.module.Z_FINISH if final else backend.module.Z_SYNC_FLUSH
         return bytes(comp.compress(data) + comp.flush(flush_mode))
 
+    def reserve(self, timeout: float | None = None) -> bool:
+        """Take a slot for one block (False: none free within *timeout*; 0 does not wait).
+
+        A stream that holds slots must never wait for another: two layers each waiting for the
+        other's slots would stop for good. So it waits only while it holds none."""
+        if timeout == 0:
+            return self._free.acquire(blocking=False)
+        return self._free.acquire(timeout=timeout)
+
     def submit(self, data: bytes, final: bool) -> Future[bytes]:
+        """Deflate *data* in the pool; the caller holds a slot (`reserve`), given back by `take`
+        or `give_back`."""
         return self._pool.submit(self.compress_block, data, final)
+
+    def take(self, future: Future[bytes]) -> bytes:
+        """The deflated block of *future*, and its slot freed."""
+        try:
+            return future.result()
+        finally:
+            self._free.release()
+
+    def give_back(self, future: Future[bytes]) -> None:
+        """Drop a block not taken (the stream stopped), and free its slot."""
+        future.cancel()
+        self._free.release()
 
     def crc32(self, data: bytes, value: int) -> int:
         return self._backend.crc32(data, value)
@@ -291,10 +320,17 @@ class LayerStream:
         sha_in = hashlib.sha256()
         sha_out = hashlib.sha256(_GZIP_HEADER)
         crc = 0
-        window = max(2, comp.threads * 2)
         pending: deque[Future[bytes]] = deque()
         self._size = len(_GZIP_HEADER)
         yield _GZIP_HEADER
+
+        def emit() -> bytes:
+            out = comp.take(pending.popleft())
+            sha_out.update(out)
+            self._size += len(out)
+            self._progress()
+            return out
+
         try:
             eof = False
             while not eof:
@@ -305,15 +341,19 @@ class LayerStream:
                     sha_in.update(block)
                     crc = comp.crc32(block, crc)
                     self._uncompressed_size += len(block)
+                # a slot for this block: hand on earlier blocks while holding some, else wait
+                while not comp.reserve(0):
+                    if pending:
+                        yield emit()
+                    else:
+                        while not comp.reserve(_SLOT_WAIT):
+                            self._check_cancel()
+                        break
                 pending.append(comp.submit(block, eof))
-                # keep `window` blocks in flight; at the end keep the last one back for the checks
-                while len(pending) >= (2 if eof else window):
-                    out = pending.popleft().result()
-                    sha_out.update(out)
-                    self._size += len(out)
-                    self._progress()
-                    yield out
-            last = pending.popleft().result()
+            # at the end keep the last block back for the checks
+            while len(pending) > 1:
+                yield emit()
+            last = comp.take(pending.popleft())
             self._verify(_digest(sha_in), self._diff_id, "DiffID (sha256 of the layer tar)")
             self._verify(_digest(sha_in), self._stored_digest, "sha256")
             tail = last + struct.pack("<II", crc, self._uncompressed_size & 0xFFFFFFFF)
@@ -324,7 +364,7 @@ class LayerStream:
             yield tail
         finally:
             for future in pending:
-                future.cancel()
+                comp.give_back(future)
 
     def _passthrough(self) -> Iterator[bytes]:
         sha_stored = hashlib.sha256()

@@ -12,13 +12,17 @@ client". Facts used here (moby `registry/config.go`, `daemon/reload.go`; registr
 
 Edits keep every other key and the key order, write through a temp file in the same directory
 (fsync, rename, same mode and owner), keep a timestamped backup of the previous content, and
-refuse a file that is not valid JSON, leaving it untouched.
+refuse a file that is not valid JSON, leaving it untouched. An edit holds a lock from load to
+save (`atomic_file.edit_lock`), so concurrent adds all survive. What the engine would refuse is
+refused too: NaN, Infinity, a number out of range, nesting past `untrusted_json.MAX_DEPTH`, and a
+path that is not a regular file (a FIFO there would block the read forever).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import ipaddress
 import json
 import logging
@@ -27,13 +31,14 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jenkins_registry.atomic_file import write_atomic
+from jenkins_registry.atomic_file import edit_lock, write_atomic
 from jenkins_registry.errors import (
     EngineUnavailableError,
     InputFileError,
@@ -42,7 +47,14 @@ from jenkins_registry.errors import (
     PermissionDeniedError,
     UsageError,
 )
-from jenkins_registry.reference import ENGINE_DEFAULT_INSECURE_CIDRS, parse_registry, split_host_port
+from jenkins_registry.reference import (
+    ENGINE_DEFAULT_INSECURE_CIDRS,
+    mask_userinfo,
+    parse_registry,
+    split_host_port,
+)
+from jenkins_registry.untrusted_json import UntrustedJsonError
+from jenkins_registry.untrusted_json import loads as json_loads
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +63,7 @@ DEFAULT_PIDFILE = Path("/var/run/docker.pid")  # dockerd's --pidfile default for
 KEY = "insecure-registries"
 DEFAULT_INDENT = 2
 RELOAD_COMMANDS = ("sudo systemctl reload docker", "sudo kill -HUP $(pidof dockerd)")
+MAX_SIZE = 1024 * 1024  # real files hold a few hundred bytes; the engine reads the whole file
 
 
 # Entries ------------------------------------------------------------------------------------
@@ -75,7 +88,7 @@ def normalize_entry(text: str) -> str:
         return parse_registry(entry)
     except InvalidReferenceError as exc:
         raise InvalidReferenceError(
-            f"{text!r} is not an insecure-registries entry: {exc.message}",
+            f"{mask_userinfo(text)!r} is not an insecure-registries entry: {exc.message}",
             hint="Give HOST:PORT exactly as it starts your image names (e.g. 10.211.55.6:8082), "
             "or a CIDR such as 10.211.55.0/24.",
         ) from exc
@@ -123,7 +136,7 @@ def load(path: Path) -> DaemonConfig:
     or an `insecure-registries` value that is not a list of strings.
     """
     try:
-        raw = path.read_bytes()
+        raw = _read_regular(path)
     except FileNotFoundError:
         return DaemonConfig(path=path, data={}, indent=DEFAULT_INDENT, exists=False)
     except IsADirectoryError as exc:
@@ -142,13 +155,16 @@ def load(path: Path) -> DaemonConfig:
         log.info("%s is empty; treating it as {}", path)
         return DaemonConfig(path=path, data={}, indent=DEFAULT_INDENT, exists=True)
     try:
-        data = json.loads(text)
+        data = json_loads(text)
     except json.JSONDecodeError as exc:
         raise InputFileError(
             f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}).",
             hint=f"Fix the file by hand (`python3 -m json.tool {path}` shows the error); "
             "nothing was changed.",
         ) from exc
+    except UntrustedJsonError as exc:
+        raise InputFileError(f"{path} is JSON the engine would refuse: {exc}.",
+                             hint="Fix the file by hand; nothing was changed.") from exc
     if not isinstance(data, dict):
         raise InputFileError(
             f"{path} must hold a JSON object ({{...}}), not a {type(data).__name__}.",
@@ -163,6 +179,30 @@ def load(path: Path) -> DaemonConfig:
             hint="Fix the file by hand; nothing was changed.",
         )
     return DaemonConfig(path=path, data=data, indent=_detect_indent(text), exists=True)
+
+
+def _read_regular(path: Path) -> bytes:
+    """The bytes of *path*, refused (InputFileError) unless it is a regular file of at most
+    MAX_SIZE bytes. O_NONBLOCK: opening a FIFO returns at once, so it can be refused."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        if not stat.S_ISREG(mode):
+            raise InputFileError(f"{path} is not a regular file (a FIFO, device or socket).",
+                                 hint="Pass the engine's daemon.json with --daemon-json; nothing "
+                                 "was changed.")
+        raw = b""
+        while len(raw) <= MAX_SIZE and (chunk := os.read(fd, MAX_SIZE + 1 - len(raw))):
+            raw += chunk
+    finally:
+        os.close(fd)
+    if len(raw) > MAX_SIZE:
+        raise InputFileError(f"{path} is larger than {MAX_SIZE // 1024} KiB; it is not a daemon.json.",
+                             hint="Pass the engine's daemon.json with --daemon-json; nothing was "
+                             "changed.")
+    return raw
 
 
 # Writing ------------------------------------------------------------------------------------
@@ -213,9 +253,38 @@ def save(config: DaemonConfig, data: Mapping[str, Any]) -> Path | None:
     return backup
 
 
+@contextlib.contextmanager
+def _editing(path: Path, *, create: bool) -> Iterator[None]:
+    """Hold the edit lock of *path* from load to save; with *create*, make its directory first."""
+    directory = Path(os.path.realpath(path)).parent
+    if not create and not directory.is_dir():
+        yield  # no directory, no file: nothing will be written
+        return
+    with contextlib.ExitStack() as stack:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(edit_lock(path))
+        except TimeoutError as exc:
+            raise InputFileError(f"Another edit of {path} did not finish ({exc}).",
+                                 hint="Run the command again once the other one has finished; "
+                                 "nothing was changed.") from exc
+        except OSError as exc:
+            raise InputFileError(
+                f"Cannot lock {path} for editing ({exc.strerror or type(exc).__name__}).",
+                hint="Run the command with sudo (daemon.json belongs to root), or pass another "
+                "file with --daemon-json; the file was not changed.",
+            ) from exc
+        yield
+
+
 def add_insecure_registry(path: Path, entry: str) -> EditResult:
     """Add *entry* to `insecure-registries` unless an equal entry is there already."""
     normalized = normalize_entry(entry)
+    with _editing(path, create=True):
+        return _add(path, normalized)
+
+
+def _add(path: Path, normalized: str) -> EditResult:
     config = load(path)
     current = list(config.insecure_registries)
     if any(_same_entry(existing, normalized) for existing in current):
@@ -231,6 +300,11 @@ def add_insecure_registry(path: Path, entry: str) -> EditResult:
 def remove_insecure_registry(path: Path, entry: str) -> EditResult:
     """Remove every entry equal to *entry*; the key stays (possibly as an empty list)."""
     normalized = normalize_entry(entry)
+    with _editing(path, create=False):
+        return _remove(path, normalized)
+
+
+def _remove(path: Path, normalized: str) -> EditResult:
     config = load(path)
     current = list(config.insecure_registries)
     kept = [existing for existing in current if not _same_entry(existing, normalized)]

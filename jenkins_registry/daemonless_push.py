@@ -7,8 +7,13 @@ Order of work, so that a tag never points at an incomplete image:
      from another repository when a previous push recorded one, else stream it (compressing with
      compression.LayerStream, checking its DiffID on the way) and upload it with retries;
   4. the config blob;
-  5. the manifest, PUT once per tag, last. If a later tag fails, the tags already written are
-     removed again (by deleting the manifest when this push created it).
+  5. the manifest, PUT once per tag, last. If a later tag fails, or the push is interrupted
+     part way (SIGTERM, Ctrl-C: `publish_tags`), the tags already written are removed again (by
+     deleting the manifest when this push created it).
+
+Interrupted, the push does not wait for its uploads: they run on daemon threads (`worker_pool`),
+since one stuck in a send to a registry that stopped reading cannot be woken. `--jobs` is capped
+(MAX_JOBS), and the deflate threads (at most the CPUs) bound the memory (`compression`).
 
 Manifest format: Docker schema2 (`application/vnd.docker.distribution.manifest.v2+json`, gzip
 layers) for `compression="gzip"`, which every registry and engine accepts; OCI
@@ -77,9 +82,24 @@ _MEDIA_ENCODING: dict[str, Encoding] = {
 }
 
 
+# Parallel layer uploads past this many gain nothing (a registry takes a few streams at a time;
+# docker's own limit is 5) and each costs a connection and a thread: `--jobs` is capped here.
+MAX_JOBS = 16
+
+
 def default_jobs() -> int:
-    """min(4, CPU count): parallel layer uploads, and deflate threads."""
+    """min(4, CPU count): parallel layer uploads."""
     return max(1, min(4, os.cpu_count() or 1))
+
+
+def effective_jobs(jobs: int) -> int:
+    """*jobs* (0: `default_jobs()`), at most MAX_JOBS."""
+    return min(jobs, MAX_JOBS) if jobs >= 1 else default_jobs()
+
+
+def deflate_threads(jobs: int) -> int:
+    """Deflate threads for *jobs* parallel uploads: no more than the CPUs, which they saturate."""
+    return max(1, min(jobs, os.cpu_count() or 1))
 
 
 @dataclass(frozen=True)
@@ -118,16 +138,21 @@ class BlobInfoCache:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._layers: dict[str, list[dict[str, Any]]] = {}
+        self._layers = self._load(path)
+        self._recorded: set[str] = set()  # the DiffIDs this run learnt, merged into the file on save
+
+    @staticmethod
+    def _load(path: Path) -> dict[str, list[dict[str, Any]]]:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             layers = data.get("layers") if isinstance(data, dict) and data.get("version") == 1 else None
             if isinstance(layers, dict):
-                self._layers = {k: v for k, v in layers.items() if isinstance(v, list)}
+                return {k: v for k, v in layers.items() if isinstance(v, list)}
         except FileNotFoundError:
             pass
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             log.debug("ignoring the unreadable blob cache %s (%s)", path, type(exc).__name__)
+        return {}
 
     def lookup(self, diff_id: str, encoding: Encoding, registry: str) -> list[_Known]:
         found = []
@@ -154,18 +179,27 @@ class BlobInfoCache:
             repos = [r for r in entry.get("repositories", []) if r != where]
             entry["repositories"] = [where, *repos][: self.MAX_REPOSITORIES]
             self._layers[diff_id] = [entry, *entries][: self.MAX_BLOBS]
+            self._recorded.add(diff_id)
             while len(self._layers) > self.MAX_LAYERS:
                 self._layers.pop(next(iter(self._layers)))
 
     def save(self) -> None:
-        """Write the cache atomically; a failure is logged, never raised (it is only a cache)."""
-        from jenkins_registry.atomic_file import write_atomic
+        """Merge what this run learnt into the file, under the edit lock so that concurrent pushes
+        sharing one cache all keep their entries; written atomically. A failure is logged, never
+        raised (it is only a cache)."""
+        from jenkins_registry.atomic_file import edit_lock, write_atomic
 
-        with self._lock:
-            text = json.dumps({"version": 1, "layers": self._layers})
         try:
-            write_atomic(self.path, text)
-        except OSError as exc:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with edit_lock(self.path):
+                layers = self._load(self.path)
+                with self._lock:
+                    layers.update({d: self._layers[d] for d in self._recorded if d in self._layers})
+                    while len(layers) > self.MAX_LAYERS:
+                        layers.pop(next(iter(layers)))
+                    text = json.dumps({"version": 1, "layers": layers})
+                write_atomic(self.path, text)
+        except (OSError, TimeoutError) as exc:
             log.debug("could not write the blob cache %s (%s)", self.path, type(exc).__name__)
 
 
@@ -401,28 +435,36 @@ class _Pusher:
 
     def push_blobs(self) -> tuple[Descriptor, list[Descriptor]]:
         """Config and layers, in parallel: largest layer first (it bounds the wall time), each
-        distinct DiffID once. On the first failure the others are cancelled and it is raised."""
-        from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+        distinct DiffID once. On the first failure the others are cancelled and it is raised.
 
-        with Compressor(self.jobs) as compressor, ThreadPoolExecutor(
-                max_workers=self.jobs, thread_name_prefix="jr-push") as pool:
-            for plan in self.plans:
-                self.progress.layer(plan.layer.short_id, "Preparing")
-            config_future = pool.submit(self.push_config)
-            by_diff_id: dict[str, Future[Descriptor]] = {}
-            for plan in sorted(self.plans, key=lambda p: p.layer.size, reverse=True):
-                if plan.layer.diff_id not in by_diff_id:
-                    by_diff_id[plan.layer.diff_id] = pool.submit(self.push_layer, plan, compressor)
-            everything: list[Future[Any]] = [config_future, *by_diff_id.values()]
+        The uploads run on daemon threads (`worker_pool`): interrupted (SIGTERM, Ctrl-C), the
+        push stops waiting at once, even for an upload stuck in a send to a registry that no
+        longer reads, and the process can exit."""
+        from jenkins_registry.worker_pool import DetachedPool, wait_done
+
+        pool = DetachedPool(self.jobs, "jr-push")
+        everything: list[Future[Any]] = []
+        with Compressor(deflate_threads(self.jobs)) as compressor:
             try:
-                wait(everything, return_when=FIRST_EXCEPTION)
+                for plan in self.plans:
+                    self.progress.layer(plan.layer.short_id, "Preparing")
+                config_future = pool.submit(self.push_config)
+                by_diff_id: dict[str, Future[Descriptor]] = {}
+                for plan in sorted(self.plans, key=lambda p: p.layer.size, reverse=True):
+                    if plan.layer.diff_id not in by_diff_id:
+                        by_diff_id[plan.layer.diff_id] = pool.submit(self.push_layer, plan,
+                                                                     compressor)
+                everything = [config_future, *by_diff_id.values()]
+                wait_done(everything, first_failure=True)
                 if any(f.done() and f.exception() is not None for f in everything):
                     self.cancel.set()
-                    wait(everything)
+                    wait_done(everything)
                     raise _first_error([f.exception() for f in everything])
             except BaseException:
                 self.cancel.set()
+                pool.abandon(everything)
                 raise
+            pool.close()
             return config_future.result(), [by_diff_id[p.layer.diff_id].result() for p in self.plans]
 
 
@@ -454,11 +496,11 @@ def _manifest_bytes(pusher: _Pusher, config: Descriptor, layers: Sequence[Descri
 class SourcePushOptions:
     """How `push_source` goes about it.
 
-    *jobs* 0 means `default_jobs()`. *blob_cache* names a JSON file that remembers pushed blobs
-    between runs (for skipping and cross-repository mounts); None keeps no state. *chunk_size*
-    switches blob uploads to chunked PATCHes of that many bytes. *ca_bundle* adds CA certificates
-    to the default store for verified HTTPS (the CLI passes REQUESTS_CA_BUNDLE). *image_selector*
-    picks one image of a multi-image source.
+    *jobs* 0 means `default_jobs()`; more than MAX_JOBS means MAX_JOBS. *blob_cache* names a
+    JSON file that remembers pushed blobs between runs (for skipping and cross-repository
+    mounts); None keeps no state. *chunk_size* switches blob uploads to chunked PATCHes of that
+    many bytes. *ca_bundle* adds CA certificates to the default store for verified HTTPS (the
+    CLI passes REQUESTS_CA_BUNDLE). *image_selector* picks one image of a multi-image source.
     """
 
     compression: Compression = "gzip"
@@ -492,7 +534,9 @@ def push_source(
     """
     if options.compression not in ("gzip", "none"):
         raise UsageError(f"Unknown compression {options.compression!r}.", hint="Use gzip or none.")
-    jobs = options.jobs if options.jobs >= 1 else default_jobs()
+    jobs = effective_jobs(options.jobs)
+    if jobs < options.jobs:
+        log.info("using %d parallel uploads (the most jr-push runs), not %d", jobs, options.jobs)
     source = image_archive.open_image_source(Path(source_path), source_kind, options.image_selector)
     target = _target_of(source, request)
     cache = BlobInfoCache(options.blob_cache) if options.blob_cache is not None else None
@@ -525,13 +569,13 @@ def push_source(
             log.info("%s already is this image; nothing to upload", target.reference(found.tag))
             manifest = found.manifest
             body, media_type, digest = manifest.body, manifest.media_type, manifest.digest
-            put_tags(client, target, body, media_type, digest, progress, existed=True,
-                     holding=found.tag)
+            publish_tags(client, target, body, media_type, digest, progress, existed=True,
+                         holding=found.tag)
         else:
             config, layers = pusher.push_blobs()
             body, media_type = _manifest_bytes(pusher, config, layers)
             digest = f"sha256:{hashlib.sha256(body).hexdigest()}"
-            put_tags(client, target, body, media_type, digest, progress, existed=None)
+            publish_tags(client, target, body, media_type, digest, progress, existed=None)
         if cache is not None:
             for plan, descriptor in zip(pusher.plans, layers, strict=True):
                 cache.record(plan.layer.diff_id, plan.target, descriptor.digest, descriptor.size,
@@ -542,3 +586,57 @@ def push_source(
             client.close()
     return PushResult(target=target, digest=digest, manifest_size=len(body),
                       image_size=source.size, image_id=source.config_digest, method="daemonless")
+
+
+# -- the tags, and an interrupt while they are written ----------------------------------------------
+
+# How long an interrupted push waits for the registry to delete its manifest again: the whole
+# exit must fit in the 2 s an aborted Jenkins step is given before SIGKILL (docs/push.md).
+TAKE_BACK_SECONDS = 1.0
+
+
+def publish_tags(client: RegistryClient, target: PushTarget, body: bytes, media_type: str,
+                 digest: str, progress: ProgressSink, *, existed: bool | None,
+                 holding: str | None = None) -> None:
+    """`put_tags`, and when an interrupt (SIGTERM, Ctrl-C) stops it part way, the same take-back
+    as a failure gets: the manifest is deleted again when this push created it.
+
+    Deleting is by digest (Docker's registry deletes no single tag), which removes every tag of
+    that manifest: so a manifest the registry held before (*existed*; None: asked here, before
+    any tag is written) is never deleted, and the tags written so far stay, at the complete image.
+    """
+    if existed is None:
+        existed = client.manifest_digest(target.repository, digest, (media_type,)) is not None
+    try:
+        put_tags(client, target, body, media_type, digest, progress, existed=existed,
+                 holding=holding)
+    except KeyboardInterrupt:
+        _take_back_interrupted(client, target, digest, existed)
+        raise
+
+
+def _take_back_interrupted(client: RegistryClient, target: PushTarget, digest: str,
+                           existed: bool) -> None:
+    tags = ", ".join(target.tags)
+    if existed:
+        log.warning("interrupted while writing the tags %s: those written so far stay; they point "
+                    "at %s, which the registry held before this push, so it is not deleted",
+                    tags, digest)
+        return
+    from jenkins_registry.worker_pool import DetachedPool
+
+    # on a daemon thread: a registry that does not answer must not hold the exit up
+    with DetachedPool(1, "jr-take-back") as pool:
+        future = pool.submit(client.delete_manifest, target.repository, digest)
+    try:
+        deleted = future.result(timeout=TAKE_BACK_SECONDS)
+    except Exception:  # no answer in time, or a failure: the tags may stay, said below
+        deleted = False
+    if deleted:
+        log.warning("interrupted while writing the tags %s: took back those written (deleted the "
+                    "manifest %s this push created)", tags, digest)
+    else:
+        log.warning("interrupted while writing the tags %s: the registry did not delete the "
+                    "manifest %s again, so the tags written so far stay (at the complete image); "
+                    "delete them in the registry if unwanted", tags, digest)
+

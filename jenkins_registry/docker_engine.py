@@ -170,8 +170,15 @@ def _translated(wording: _Wording, subject: str, *, explain: Explain | None = No
         error = _translate(exc, wording, subject, explain=explain, secret=secret, **fields)
         if error is None:
             raise
-        # the SDK's text about a login or a push may quote the password: not chained then
-        raise error from (None if explain is not None else exc)
+        if explain is None:
+            raise error from exc
+        # The SDK's text about a login or a push may quote the password: not chained, and not
+        # kept as the implicit context either (a caller walking `__context__` would find it).
+        try:
+            raise error from None
+        except JrError as hidden:
+            hidden.__context__ = None
+            raise
 
 
 # -- the facade ------------------------------------------------------------------------------------

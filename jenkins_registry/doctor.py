@@ -4,7 +4,8 @@ Each check returns a typed verdict with a one-line summary and, when something i
 The first probes speak the raw protocol (sockets, `GET /v2/` over HTTPS and over HTTP) because
 their job is to say *which* layer fails; the credentials and push-permission checks then go
 through `RegistryClient` (`SchemePolicy.login()`, pinned to the scheme found), exactly as `jr login`
-and a push do. Nothing here prints.
+and a push do: plain HTTP is probed without credentials, and gets them only on loopback or with
+`--insecure`. Nothing here prints.
 Facts: registry-notes.md §2 (insecure-registries), §3.1 (ping and auth), §3.2 (uploads), §4 (Nexus).
 """
 
@@ -91,6 +92,12 @@ class _State:
     engine: DockerEngine | None = None
     engine_error: str | None = None
     engine_tried: bool = False
+    insecure: bool = False  # --insecure: credentials may go over plain HTTP to this registry
+
+    def policy(self) -> SchemePolicy:
+        """`jr login`'s rules, pinned to the scheme checks 3-4 found."""
+        assert self.scheme is not None
+        return SchemePolicy.login(self.registry, insecure=self.insecure).pinned(self.scheme)
 
 
 def _host_and_ports(registry: str) -> tuple[str, tuple[int, ...]]:
@@ -318,8 +325,7 @@ def _client(state: _State, transport: HttpTransport) -> RegistryClient:
     """The client for checks 7 and 8: `jr login`'s rules, pinned to the scheme checks 3-4 found."""
     if state.client is None:
         assert state.scheme is not None
-        client = RegistryClient(state.registry, credentials=state.creds,
-                                policy=SchemePolicy.login().pinned(state.scheme),
+        client = RegistryClient(state.registry, credentials=state.creds, policy=state.policy(),
                                 transport=transport, timeout=CHECK_TIMEOUT, retry=CHECK_RETRY)
         client.ping()
         state.client = client
@@ -351,6 +357,18 @@ def check_credentials(state: _State, transport: HttpTransport, environ: Mapping[
             "keyring" + keyring_note,
             fix=f"Bind the Jenkins credential to {DEFAULT_USERNAME_ENV}/{DEFAULT_PASSWORD_ENV}, or "
             f"run `jr login --registry {state.registry} --username USER --password-stdin`.",
+        )
+    if not state.anonymous and not state.policy().allows_credentials(
+            f"{state.scheme}://{state.registry}/v2/", state.registry):
+        return CheckResult(
+            name=name, status=Status.FAIL,
+            summary=f"user {creds.username!r} from {creds.source}: not checked, because "
+            f"{state.registry} speaks plain HTTP and is not this machine: the password would "
+            "cross the network in clear text",
+            fix="Serve the registry over HTTPS. If plain HTTP on this network is intended, opt in "
+            "for this registry: `jr doctor --insecure` and `jr login --insecure` (and `jr-push "
+            "--insecure` for --from-archive/--from-oci; the engine's insecure-registries for "
+            "--image).",
         )
     try:
         challenge = _client(state, transport).check_login()
@@ -444,15 +462,18 @@ def diagnose(
     keyring_store: KeyringStore,
     engine: EngineFactory | None = None,
     image: str | None = None,
+    insecure: bool = False,
 ) -> Report:
     """Run every check in order; later checks are skipped when an earlier one makes them moot.
 
     Verified HTTPS trusts the default store plus *ca_bundle* (the CLI passes REQUESTS_CA_BUNDLE).
+    Plain HTTP is probed without credentials; the credentials go there only on loopback or with
+    *insecure* (`--insecure`).
     """
     registry = parse_registry(registry)
     repository = probe_repository(registry, image)
     host, ports = _host_and_ports(registry)
-    state = _State(registry=registry, host=host, ports=ports)
+    state = _State(registry=registry, host=host, ports=ports, insecure=insecure)
     results = [check_resolution(state), check_tcp(state)]
     with HttpTransport(ca_bundle=ca_bundle) as transport:
         results += check_protocols(state, transport)

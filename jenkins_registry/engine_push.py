@@ -136,13 +136,21 @@ def push_tags(engine: DockerEngine, plan: EnginePushPlan, image: LocalImage,
     first = _push_named(engine, plan, image.id, plan.tags[0], credentials, progress)
     results = [first]
     if len(plan.tags) > 1:
-        from concurrent.futures import ThreadPoolExecutor
+        # Daemon threads (`worker_pool`): interrupted, the run does not wait for the engine to
+        # finish these pushes; closing the engine client then makes it cancel them.
+        from jenkins_registry.worker_pool import DetachedPool, wait_done
 
-        with ThreadPoolExecutor(max_workers=min(EXTRA_TAG_WORKERS, len(plan.tags) - 1)) as pool:
-            futures = [pool.submit(_push_named, engine, plan, image.id, tag, credentials,
-                                   NullProgress()) for tag in plan.tags[1:]]
-            results += [future.result() for future in futures]
-    digests = {result.digest for result in results}
+        futures = []
+        with DetachedPool(min(EXTRA_TAG_WORKERS, len(plan.tags) - 1), "jr-push-tag") as pool:
+            try:
+                futures = [pool.submit(_push_named, engine, plan, image.id, tag, credentials,
+                                       NullProgress()) for tag in plan.tags[1:]]
+                wait_done(futures)
+            except BaseException:
+                pool.abandon(futures)
+                raise
+        results += [future.result() for future in futures]
+    digests = {pushed.digest for pushed in results}
     if len(digests) != 1:
         raise RegistryError(
             f"The tags of {plan.name} resolved to different digests ({', '.join(sorted(digests))}).",

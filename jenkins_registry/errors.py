@@ -7,6 +7,7 @@ because a registry or Jenkins error may echo what it was sent.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from enum import IntEnum
 
@@ -171,27 +172,55 @@ class ServerError(JrError):
     default_hint = "Check the server's log; re-run with --debug for details."
 
 
-def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """Return *text* with every non-empty secret (and its common encodings) replaced by `****`.
+_AUTH_VALUE = re.compile(
+    r"\b(basic|bearer)(\s+)([A-Za-z0-9._~+/-]+=*)(?![=\"A-Za-z0-9._~+/-])", re.IGNORECASE)
 
-    Used on any third-party text that is about to become part of an error message, because servers
-    and libraries sometimes echo credentials (URLs with userinfo, base64 auth headers).
-    """
+
+def _looks_like_credential(value: str) -> bool:
+    """Whether the word after `Basic`/`Bearer` is a credential rather than prose ("Basic and
+    Bearer", "Basic authentication"): base64 and tokens mix cases, digits or symbols."""
+    return len(value) >= 8 and (
+        any(c.isdigit() or c in "+/=._~-" for c in value) or any(c.isupper() for c in value[1:]))
+
+
+def _base64_forms(secret: str) -> set[str]:
+    """The base64 text of *secret* wherever it sits in a longer encoded string (`user:password`
+    in a Basic header): at each of the three byte alignments, the characters that depend on the
+    secret's bytes alone."""
     import base64
+
+    raw = secret.encode()
+    forms = set()
+    for shift, start in ((0, 0), (1, 2), (2, 3)):
+        encoded = base64.b64encode(b"\0" * shift + raw).decode()
+        whole, rest = divmod(shift + len(raw), 3)
+        end = 4 * whole + rest  # a last, partial group: its first *rest* characters are the secret's
+        forms.add(encoded[start:end])
+        if shift == 0:
+            forms.add(encoded.rstrip("="))
+    return {form for form in forms if len(form) >= 4}
+
+
+def redact(text: str, secrets: Iterable[str | None]) -> str:
+    """Return *text* with every non-empty secret (and its common encodings, base64 inside a
+    `user:password` encoding included) replaced by `****`, and the value of any `Basic …` or
+    `Bearer …` credential too, whoever's it is.
+
+    Used on any third-party text that is about to become part of an error message or a log line,
+    because servers and libraries sometimes echo credentials (URLs with userinfo, auth headers).
+    """
     import urllib.parse
 
+    text = _AUTH_VALUE.sub(  # first: a header value goes whole, not around a redacted middle
+        lambda m: f"{m.group(1)}{m.group(2)}****" if _looks_like_credential(m.group(3)) else m.group(0),
+        text)
     for secret in secrets:
         if not secret:
             continue
-        forms = {
-            secret,
-            urllib.parse.quote(secret, safe=""),
-            urllib.parse.quote_plus(secret),
-            base64.b64encode(secret.encode()).decode().rstrip("="),
-        }
+        forms = {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret)}
+        forms = {form for form in forms if len(form) >= 3} | _base64_forms(secret)
         for form in sorted(forms, key=len, reverse=True):
-            if len(form) >= 3:
-                text = text.replace(form, "****")
+            text = text.replace(form, "****")
     return text
 
 

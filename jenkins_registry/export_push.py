@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,7 +26,7 @@ from jenkins_registry.progress import ProgressSink
 from jenkins_registry.push_result import PushResult
 from jenkins_registry.push_target import PushTarget, TargetRequest
 from jenkins_registry.reference import in_engine_implicit_insecure_range
-from jenkins_registry.registry_client import RegistryClient, SchemePolicy
+from jenkins_registry.registry_client import RegistryClient, RetryPolicy, SchemePolicy
 from jenkins_registry.secret_types import UsernamePassword
 
 if TYPE_CHECKING:
@@ -38,6 +39,11 @@ CERTS_DIR = Path("/etc/docker/certs.d")
 EXPORT_CHUNK = 1 << 20
 # The export is the image's layers as tar plus headers; keep a margin for other writers.
 ROOM_MARGIN_BYTES = 256 << 20
+EXPORT_PREFIX = "jr-export-"
+# A run killed with SIGKILL (Jenkins escalates an abort that takes too long) removes nothing; its
+# export is removed by a later run once nothing in it has changed for this long. A live push
+# writes its export in minutes and uploads it within the registry's timeouts, far less than this.
+STALE_EXPORT_SECONDS = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -73,15 +79,53 @@ def registry_rules(engine: DockerEngine, registry: str, certs_dir: Path = CERTS_
                          containerd_store=None if info is None else uses_containerd_store(info))
 
 
-def open_registry(registry: str, credentials: UsernamePassword | None,
-                  rules: RegistryRules) -> tuple[RegistryClient, HttpTransport]:
-    """A client for *registry* under the engine's rules, not pinged yet; close both."""
+def open_registry(registry: str, credentials: UsernamePassword | None, rules: RegistryRules, *,
+                  retry: RetryPolicy | None = None) -> tuple[RegistryClient, HttpTransport]:
+    """A client for *registry* under the engine's rules, not pinged yet; close both. *retry*
+    carries the time bounds (--timeout, --request-timeout); None: the client's defaults."""
     from jenkins_registry.http_transport import HttpTransport
 
     transport = HttpTransport(ca_data=rules.ca_data)
-    client = RegistryClient(registry, credentials=credentials, transport=transport,
+    client = RegistryClient(registry, credentials=credentials, transport=transport, retry=retry,
                             policy=SchemePolicy.from_engine(registry, insecure=rules.insecure))
     return client, transport
+
+
+def remove_stale_exports(temp_dir: str | None, now: float | None = None) -> list[str]:
+    """Remove the `jr-export-*` directories in *temp_dir* that killed runs left: this user's own,
+    with nothing in them changed for STALE_EXPORT_SECONDS (another build's live export is
+    younger). Symbolic links and other users' entries are never touched. Returns the paths
+    removed; never raises (a failure is logged, and the push goes on)."""
+    import shutil
+    import stat
+    import tempfile
+    import time
+
+    directory = temp_dir or tempfile.gettempdir()
+    cutoff = (time.time() if now is None else now) - STALE_EXPORT_SECONDS
+    removed: list[str] = []
+    try:
+        entries = [e for e in os.scandir(directory) if e.name.startswith(EXPORT_PREFIX)]
+    except OSError as exc:
+        log.debug("cannot list %s for stale exports (%s)", directory, exc.strerror)
+        return removed
+    for entry in entries:
+        try:
+            info = entry.stat(follow_symlinks=False)
+            if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+                continue
+            newest = max([info.st_mtime, *(e.stat(follow_symlinks=False).st_mtime
+                                            for e in os.scandir(entry.path))])
+            if newest >= cutoff:
+                continue
+            shutil.rmtree(entry.path)  # fd-based: a link planted inside is removed, not followed
+        except OSError as exc:
+            log.warning("could not remove the stale export %s (%s)", entry.path,
+                        exc.strerror or type(exc).__name__)
+            continue
+        removed.append(entry.path)
+        log.info("removed %s, the export of an earlier run that was killed", entry.path)
+    return removed
 
 
 def room_problem(temp_dir: str | None, size: int) -> str | None:
@@ -111,7 +155,7 @@ def export_and_upload(engine: DockerEngine, registry: RegistryClient, target: Pu
 
     from jenkins_registry import daemonless_push
 
-    with tempfile.TemporaryDirectory(prefix="jr-export-", dir=temp_dir) as directory:
+    with tempfile.TemporaryDirectory(prefix=EXPORT_PREFIX, dir=temp_dir) as directory:
         archive = Path(directory) / "image.tar"
         _export(engine, image.id, archive, image.size or 0, progress)
         request = TargetRequest(registry=target.registry, repository=target.repository,

@@ -10,25 +10,37 @@ fresh process, and the registry protocol needs little of it. What this gives `Re
   verified at all (`verify=False`, for the engine's insecure-registry rule);
 * request bodies as bytes or iterables of bytes: `Content-Length` when the length is known (a
   header, or a sized iterable), chunked transfer encoding otherwise;
-* response bodies read at once (the default; the connection is free again at once) or streamed;
-* (connect, read) timeouts.
+* response bodies read at once (the default; the connection is free again at once), up to a cap
+  (`limit`: the rest is never read, the connection is dropped, and the answer says `truncated`),
+  or streamed;
+* timeouts as (connect, request): connecting is bounded by the first, and each request's answer
+  must be complete within the second, in wall-clock time, however slowly a server trickles it
+  (every socket wait gets only the time left); an upload body refreshes that deadline with each
+  piece it hands over, so a large upload that keeps moving is not cut. An absolute `deadline`
+  (the caller's overall budget, on `time.monotonic`) caps all of it.
 
 Deliberately absent: redirects (the caller follows them, so it decides where `Authorization`
 may go), retries (the caller's policy), proxies, cookies, `.netrc`. Nothing is logged here.
 
 Failures become `ConnectError` (refused, DNS, reset, closed, truncated), its subclass `TlsError`
 (the handshake or the certificate failed; the text keeps OpenSSL's reason, e.g.
-`CERTIFICATE_VERIFY_FAILED`), or `Timeout`. Exceptions raised by a body iterable pass unchanged.
+`CERTIFICATE_VERIFY_FAILED`), or `Timeout`. A URL or header value that cannot be sent (not
+http(s), a bad port, control or non-ASCII characters) is `UnsendableRequest`, raised before any
+connection is made. Exceptions raised by a body iterable pass unchanged.
 """
 
 from __future__ import annotations
 
 import http.client
+import io
+import math
 import os
+import re
 import select
 import socket
 import ssl
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from dataclasses import dataclass
@@ -37,7 +49,8 @@ from typing import Any, overload
 from jenkins_registry.errors import InputFileError
 
 USER_AGENT = "jenkins-registry"
-DEFAULT_TIMEOUT = (10.0, 300.0)
+DEFAULT_TIMEOUT = (10.0, 120.0)  # (connect, whole request) in seconds
+DEFAULT_BODY_LIMIT = 1 << 20  # a body read at once is read this far at most (1 MiB)
 _DRAIN_LIMIT = 64 * 1024  # a streamed answer this small is read to the end to keep its connection
 
 Body = bytes | Iterable[bytes] | None
@@ -58,6 +71,26 @@ class TlsError(ConnectError):
 
 class Timeout(TransportError):
     """Connecting or waiting for the answer took longer than the timeout."""
+
+
+class UnsendableRequest(ValueError):
+    """The URL or a header value cannot be sent: not http(s), a bad port or host, or control or
+    non-ASCII characters (a server-supplied `Location` or token, typically). The text never
+    quotes the value."""
+
+
+_BAD_TARGET = re.compile(r"[^\x21-\x7e]")  # what http.client would refuse or fail to encode
+_BAD_HEADER_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # controls, tab allowed
+
+
+def _check_header_values(fields: Mapping[str, str]) -> None:
+    for name, value in fields.items():
+        if _BAD_HEADER_VALUE.search(value):
+            raise UnsendableRequest(f"the {name} header value holds control characters")
+        try:
+            value.encode("latin-1")
+        except UnicodeEncodeError:
+            raise UnsendableRequest(f"the {name} header value is not Latin-1 text") from None
 
 
 def _wrap(exc: BaseException) -> TransportError:
@@ -139,10 +172,12 @@ class Response:
         reason: str = "",
         raw: http.client.HTTPResponse | None = None,
         on_done: Callable[[bool], None] | None = None,
+        truncated: bool = False,
     ) -> None:
         self.status_code = status_code
         self.reason = reason
         self.headers = headers if isinstance(headers, Headers) else Headers(headers)
+        self.truncated = truncated  # the body went past the request's limit: `content` is its start
         self._content = content
         self._raw = raw
         self._on_done = on_done
@@ -189,10 +224,8 @@ class Response:
         return self.content.decode("utf-8", errors="replace")
 
     def json(self) -> Any:
-        """The body parsed as JSON; ValueError when it is not JSON."""
-        import json
-
-        return json.loads(self.content)
+        """The body parsed as JSON; ValueError when it is not JSON (or nested too deeply)."""
+        return parse_json(self.content)
 
     def close(self) -> None:
         """Release the connection: a small unread rest is read, anything larger closes it."""
@@ -210,23 +243,98 @@ class Response:
         self._finish(False)
 
 
+def parse_json(data: bytes | str) -> Any:
+    """JSON from a server; ValueError for anything that is not JSON, nesting too deep included
+    (the parser's RecursionError would otherwise escape as a crash)."""
+    import json
+
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
 # -- connections -----------------------------------------------------------------------------------
 
 
-class _HTTPConnection(http.client.HTTPConnection):
-    read_timeout: float = DEFAULT_TIMEOUT[1]
+class _DeadlineSocket:
+    """A connected socket whose every blocking call gets only the time left before `deadline`
+    (monotonic seconds): a server trickling a byte at a time cannot stretch a request past it.
 
+    It stands in for the socket http.client holds (sendall, makefile, close); like a real socket,
+    it is closed for good only when the reader `makefile` gave out is closed too.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.deadline = math.inf
+        self._readers = 0
+        self._closed = False
+
+    def _arm(self) -> None:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("timed out")
+        self.sock.settimeout(left)
+
+    def sendall(self, data: Any) -> None:
+        self._arm()
+        self.sock.sendall(data)
+
+    def recv_into(self, buffer: Any, nbytes: int = 0) -> int:
+        self._arm()
+        return self.sock.recv_into(buffer, nbytes)
+
+    def makefile(self, mode: str = "rb", *args: object, **kwargs: object) -> io.BufferedReader:
+        self._readers += 1
+        return io.BufferedReader(_DeadlineReader(self))
+
+    def release_reader(self) -> None:
+        self._readers -= 1
+        if self._closed and self._readers <= 0:
+            self.sock.close()
+
+    def close(self) -> None:
+        self._closed = True
+        if self._readers <= 0:
+            self.sock.close()
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def settimeout(self, value: float | None) -> None:
+        pass  # each call sets its own from the deadline
+
+    def setsockopt(self, *args: Any) -> None:
+        self.sock.setsockopt(*args)
+
+
+class _DeadlineReader(io.RawIOBase):
+    def __init__(self, owner: _DeadlineSocket) -> None:
+        self._owner = owner
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        return self._owner.recv_into(buffer)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._owner.release_reader()
+        super().close()
+
+
+class _HTTPConnection(http.client.HTTPConnection):
     def connect(self) -> None:
         super().connect()  # with the connect timeout
-        self.sock.settimeout(self.read_timeout)
+        self.sock = _DeadlineSocket(self.sock)
 
 
 class _HTTPSConnection(http.client.HTTPSConnection):
-    read_timeout: float = DEFAULT_TIMEOUT[1]
-
     def connect(self) -> None:
-        super().connect()  # TCP and the TLS handshake, with the connect timeout
-        self.sock.settimeout(self.read_timeout)
+        super().connect()  # TCP and the TLS handshake, each bounded by the connect timeout
+        self.sock = _DeadlineSocket(self.sock)
 
 
 _Key = tuple[str, str, int, bool]  # scheme, host, port, verified
@@ -346,10 +454,6 @@ class HttpTransport:
             conn = pool[key] = _Conn(connection)
             with self._lock:
                 self._connections.add(conn)
-        conn.http.timeout = timeout[0]
-        conn.http.read_timeout = timeout[1]  # type: ignore[attr-defined]
-        if conn.http.sock is not None:
-            conn.http.sock.settimeout(timeout[1])
         return conn
 
     def _discard(self, conn: _Conn) -> None:
@@ -377,46 +481,72 @@ class HttpTransport:
         body: Body = None,
         verify: bool = True,
         timeout: Timeouts = DEFAULT_TIMEOUT,
+        deadline: float | None = None,
+        limit: int = DEFAULT_BODY_LIMIT,
         stream: bool = False,
     ) -> Response:
         """Send one request and return the answer, whatever its status; redirects are not followed.
 
         *body*: bytes, or an iterable of bytes sent as it is produced (with `Content-Length` when
         *headers* give it or the iterable is sized, else chunked). *verify*: check the HTTPS
-        certificate and host name. *stream*: leave the body to `iter_content`.
+        certificate and host name. *timeout*: (connect, request) seconds, the second a wall-clock
+        bound on the answer (and on each piece of an upload body); *deadline*: an absolute
+        `time.monotonic()` past which nothing waits. *limit*: how much of a body read at once is
+        read (past it the answer is `truncated` and its connection dropped). *stream*: leave the
+        body to `iter_content` (within the same request deadline).
         """
-        parts = urllib.parse.urlsplit(url)
+        parts, port = _split_url(url)
         scheme = parts.scheme.lower()
-        try:
-            port = parts.port
-        except ValueError:
-            port = -1
-        if scheme not in ("http", "https") or not parts.hostname or port == -1:
-            raise ValueError("not an http(s) URL")  # never the URL itself: its query may matter
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        if _BAD_TARGET.search(target):
+            raise UnsendableRequest("the URL holds spaces, control or non-ASCII characters")
+        assert parts.hostname is not None
         key = (scheme, parts.hostname, port or (443 if scheme == "https" else 80),
                verify or scheme == "http")
         fields = {"User-Agent": USER_AGENT, **(headers or {})}
+        _check_header_values(fields)
+        cap = math.inf if deadline is None else deadline
+
+        connect_left = min(timeout[0], cap - time.monotonic())
+        if connect_left <= 0:
+            raise Timeout("TimeoutError: timed out")
+        conn = self._checkout(key, timeout)
+        conn.http.timeout = connect_left
+
+        def renew() -> None:
+            """The request time starts again (after connecting, with each piece of a body, for
+            the answer), never past the caller's deadline."""
+            if isinstance(conn.http.sock, _DeadlineSocket):
+                conn.http.sock.deadline = min(time.monotonic() + timeout[1], cap)
+
         data: Any = body
         if body is not None and not isinstance(body, (bytes, bytearray, memoryview)):
             names = {name.lower() for name in fields}
             if isinstance(body, Sized) and not names & {"content-length", "transfer-encoding"}:
                 fields["Content-Length"] = str(len(body))
-        conn = self._checkout(key, timeout)
+            data = _refreshing(body, renew)
+        truncated = False
         try:
             try:
+                if conn.http.sock is None:
+                    conn.http.connect()  # here, so that the socket has its deadline before sending
+                renew()
                 conn.http.request(method, target, body=data, headers=fields)
             except BrokenPipeError as exc:
                 # the server may have answered early (401, 413) and stopped reading: take its answer
+                renew()
                 try:
                     raw = conn.http.getresponse()
                 except _FAILURES:
                     raise exc from None
             else:
+                renew()
                 raw = conn.http.getresponse()
             answer_headers = Headers(raw.getheaders())
             if not stream or method == "HEAD":
-                content = raw.read()
+                content = raw.read(limit + 1)
+                if len(content) > limit:
+                    content, truncated = content[:limit], True
         except _FAILURES as exc:
             self._discard(conn)
             raise _wrap(exc) from exc
@@ -424,9 +554,38 @@ class HttpTransport:
             self._discard(conn)  # e.g. the body iterable failed: the request is half sent
             raise
         if not stream or method == "HEAD":
-            if raw.will_close:
+            if raw.will_close or truncated:
+                raw.close()
                 self._discard(conn)
-            return Response(raw.status, answer_headers, content, reason=raw.reason)
+            return Response(raw.status, answer_headers, content, reason=raw.reason,
+                            truncated=truncated)
         conn.busy = True
         return Response(raw.status, answer_headers, reason=raw.reason, raw=raw,
                         on_done=lambda reusable: self._done(conn, reusable))
+
+
+def _refreshing(body: Iterable[bytes], renew: Callable[[], None]) -> Iterator[bytes]:
+    """*body*, renewing the request deadline with each piece: an upload that keeps moving is not
+    cut by it, one that stalls is."""
+    for piece in body:
+        renew()
+        yield piece
+
+
+def _split_url(url: str) -> tuple[urllib.parse.SplitResult, int | None]:
+    """The parts and port of an http(s) URL; UnsendableRequest for anything else (never quoting
+    the URL: its query may matter)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise UnsendableRequest("not a valid http(s) URL") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise UnsendableRequest("not an http(s) URL")
+    if port == 0:
+        raise UnsendableRequest("not a valid http(s) URL (port 0)")
+    try:
+        parts.hostname.encode("ascii")
+    except UnicodeEncodeError:
+        raise UnsendableRequest("not an http(s) URL with an ASCII host name") from None
+    return parts, port

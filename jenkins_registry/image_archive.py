@@ -13,25 +13,35 @@ work: the JSON documents, the config digest against its name, the number of laye
 `rootfs.diff_ids`, every member present and inside the file, blob sizes. Layer contents are
 checked while they are streamed (compression.LayerStream). Layers are read straight out of the
 tar by offset (`os.pread`), so nothing is extracted to disk.
+
+Hostile input is bounded before it costs anything (docs/security.md): a tar's extended (pax,
+GNU long-name) headers are checked before `tarfile` parses them, because Python before 3.11.10
+and 3.12.6 parses a crafted pax header in quadratic time (CVE-2024-6232); a tar holds at most
+`MAX_TAR_MEMBERS` members; an OCI layout's indexes are each parsed once, and a walk of them meets
+at most `MAX_INDEX_ENTRIES` descriptors; a layout directory's files must be regular files inside
+it (a symlink out of the layout is refused before anything is read or uploaded); every JSON
+document goes through `untrusted_json` (bounded nesting, no NaN).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import posixpath
 import re
+import stat
 import tarfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from jenkins_registry.compression import Encoding, detect_encoding
 from jenkins_registry.errors import InputFileError, InvalidReferenceError, UsageError
 from jenkins_registry.reference import parse_reference
+from jenkins_registry.untrusted_json import UntrustedJsonError
+from jenkins_registry.untrusted_json import loads as json_loads
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +62,13 @@ _LAYER_ENCODINGS: Mapping[str, Encoding] = {
     "application/vnd.docker.image.rootfs.diff.tar.gzip": "gzip",
 }
 _JSON_LIMIT = 16 * 1024 * 1024
+# Engines write neither pax nor GNU long-name headers for the names of a `docker save` archive;
+# other tools write a few hundred bytes at most. 64 KiB is generous and keeps tarfile's own
+# parsing cheap; the records are also checked in linear time before tarfile sees them.
+MAX_EXTENDED_HEADER = 64 * 1024
+MAX_TAR_MEMBERS = 100_000  # a save of hundreds of images with dozens of layers each stays below
+MAX_INDEX_ENTRIES = 10_000  # descriptors in index.json and every nested index together
+_MAX_DIGIT_RUN = 64  # tarfile's pax regexes backtrack over a run of digits: keep runs short
 _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 _HINT = "Re-create it (e.g. `docker save -o FILE IMAGE`) and try again; nothing was pushed."
 
@@ -154,8 +171,10 @@ def _sha256(data: bytes) -> str:
 
 def _loads(path: Path, name: str, data: bytes) -> Any:
     try:
-        return json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+        return json_loads(data)
+    except UntrustedJsonError as exc:
+        raise _corrupt(path, f"{name} is not usable JSON: {exc}") from None
+    except ValueError:  # json.JSONDecodeError, UnicodeDecodeError
         raise _corrupt(path, f"{name} is not valid JSON") from None
 
 
@@ -191,6 +210,61 @@ class _Store:
             return reader.read(size)
 
 
+class _RefusedHeader(Exception):
+    """A tar header refused before tarfile parses it; not a tarfile error, so tarfile passes it on
+    instead of ending the member list quietly."""
+
+
+_PAX_TYPES = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE)
+_LONG_NAME_TYPES = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
+_PAX_LENGTH = re.compile(rb"([0-9]{1,20}) ")
+_LONG_DIGITS = re.compile(rb"[0-9]{%d}" % (_MAX_DIGIT_RUN + 1))
+
+
+def _check_pax_records(data: bytes) -> None:
+    """Refuse pax data tarfile would parse slowly or could not lay out: each record is
+    `LENGTH KEYWORD=VALUE\n` within its LENGTH, and no run of digits is long. Linear time."""
+    if _LONG_DIGITS.search(data):
+        raise _RefusedHeader("a pax header holds an implausibly long number")
+    pos = 0
+    while pos < len(data) and data[pos] != 0:
+        match = _PAX_LENGTH.match(data, pos)
+        end = pos + int(match.group(1)) if match else 0
+        equals = data.find(b"=", match.end(), end) if match else -1
+        if match is None or end > len(data) or equals <= match.end() or data[end - 1] != 0x0A:
+            raise _RefusedHeader("a pax header is malformed")
+        if data[match.end():equals].startswith(b"GNU.sparse."):
+            raise _RefusedHeader("it holds a sparse file, which `docker save` never writes")
+        pos = end
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """tarfile's TarInfo, looking at each header before tarfile processes it (the bound on
+    CVE-2024-6232 for interpreters without its fix, 3.11.7 among them)."""
+
+    @classmethod
+    def fromtarfile(cls, archive: tarfile.TarFile) -> Self:
+        handle = archive.fileobj
+        assert handle is not None
+        start = handle.tell()
+        try:
+            header: tarfile.TarInfo | None = cls.frombuf(handle.read(tarfile.BLOCKSIZE),
+                                                         archive.encoding, archive.errors)
+        except tarfile.HeaderError:
+            header = None  # tarfile reports it (or ends the archive there) as it always does
+        if header is not None:
+            if header.type == tarfile.GNUTYPE_SPARSE:
+                raise _RefusedHeader("it holds a sparse file, which `docker save` never writes")
+            if header.type in _PAX_TYPES or header.type in _LONG_NAME_TYPES:
+                if not 0 <= header.size <= MAX_EXTENDED_HEADER:
+                    raise _RefusedHeader(f"an extended tar header of {header.size} bytes (the limit "
+                                         f"is {MAX_EXTENDED_HEADER})")
+                if header.type in _PAX_TYPES:
+                    _check_pax_records(handle.read(header.size))
+        handle.seek(start)
+        return super().fromtarfile(archive)
+
+
 class _TarStore(_Store):
     def __init__(self, path: Path) -> None:
         super().__init__(path)
@@ -210,9 +284,15 @@ class _TarStore(_Store):
                     hint=f"Decompress it first (e.g. `{'gunzip' if kind == 'gzip' else kind + ' -d'} "
                     f"-k {path.name}`) and pass the .tar file; layers are read straight from it.",
                 )
+        members: list[tarfile.TarInfo] = []
         try:
-            with tarfile.open(path, "r:") as tar:
-                members = tar.getmembers()
+            with tarfile.open(path, "r:", tarinfo=_BoundedTarInfo) as tar:
+                while (member := tar.next()) is not None:
+                    members.append(member)
+                    if len(members) > MAX_TAR_MEMBERS:
+                        raise _corrupt(path, f"it has more than {MAX_TAR_MEMBERS} members")
+        except _RefusedHeader as exc:
+            raise _corrupt(path, str(exc)) from None
         except (tarfile.TarError, EOFError, OSError, UnicodeDecodeError) as exc:
             if "unexpected end of data" in str(exc) or isinstance(exc, EOFError):
                 raise _corrupt(path, "the archive is truncated") from None
@@ -254,15 +334,28 @@ class _TarStore(_Store):
 
 
 class _DirStore(_Store):
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self._root = Path(os.path.realpath(path))
+
     def exists(self, name: str) -> bool:
         return (self.path / name).is_file()
 
     def locate(self, name: str) -> tuple[Path, int, int]:
-        file = self.path / name
+        """The file behind *name*, links resolved: it must stay inside the layout (a link out of
+        it could send any file of this machine to the registry) and be a regular file (a FIFO
+        would block the read)."""
+        real = Path(os.path.realpath(self.path / name))
+        if not real.is_relative_to(self._root):
+            raise _corrupt(self.path, f"{name} is a link that leads out of the layout",
+                           hint="Copy the blob into the layout (e.g. `cp -L`); nothing was pushed.")
         try:
-            return file, 0, file.stat().st_size
+            info = real.stat()
         except OSError:
             raise _corrupt(self.path, f"{name} is missing") from None
+        if not stat.S_ISREG(info.st_mode):
+            raise _corrupt(self.path, f"{name} is not a regular file")
+        return real, 0, info.st_size
 
 
 # -- docker save (manifest.json) -----------------------------------------------------------------
@@ -408,7 +501,7 @@ def _read_oci(store: _Store, kind: SourceKind, selector: str | None) -> ImageSou
                        hint="Pass an OCI image layout directory (with oci-layout and index.json).")
     index = _loads(path, "index.json", store.read("index.json"))
     candidates: list[tuple[dict[str, Any], list[str]]] = []
-    _collect_manifests(store, index, [], candidates, depth=0)
+    _collect_manifests(store, index, [], candidates, depth=0, budget=_IndexBudget())
     chosen = _select_manifest(path, candidates, selector)
     descriptor, names = chosen
     manifest = _read_blob(store, descriptor, "manifest")
@@ -479,21 +572,40 @@ def _ref_tag(descriptor: Mapping[str, Any]) -> str | None:
     return ref if isinstance(ref, str) and ref and "/" not in ref and ":" not in ref else None
 
 
+@dataclass
+class _IndexBudget:
+    """What the walk of an index tree has spent. Indexes that list each other many times over
+    cost time and memory exponential in the depth; each is read and parsed once, and the entries
+    of every visit count against MAX_INDEX_ENTRIES (a visit, not a digest: the same index listed
+    under two tags names two images)."""
+
+    parsed: dict[str, Any] = field(default_factory=dict)  # nested index digest -> its document
+    entries: int = 0
+
+
 def _collect_manifests(store: _Store, index: Any, inherited: list[str],
-                       out: list[tuple[dict[str, Any], list[str]]], depth: int) -> None:
+                       out: list[tuple[dict[str, Any], list[str]]], depth: int,
+                       budget: _IndexBudget) -> None:
     if depth > 4:
         raise _corrupt(store.path, "index.json nests indexes too deeply")
     manifests = index.get("manifests") if isinstance(index, dict) else None
     if not isinstance(manifests, list):
         raise _corrupt(store.path, "index.json lists no manifests")
+    budget.entries += len(manifests)
+    if budget.entries > MAX_INDEX_ENTRIES:
+        raise _corrupt(store.path, f"its indexes list more than {MAX_INDEX_ENTRIES} entries")
     for descriptor in manifests:
         if not isinstance(descriptor, dict):
             continue
         names = _names(descriptor) or inherited
         media_type = descriptor.get("mediaType")
         if media_type in (MEDIA_OCI_INDEX, MEDIA_DOCKER_LIST):
-            nested = _loads(store.path, "a nested index", _read_blob(store, descriptor, "index"))
-            _collect_manifests(store, nested, names, out, depth + 1)
+            digest = descriptor.get("digest")
+            nested = budget.parsed.get(digest) if isinstance(digest, str) else None
+            if nested is None:
+                nested = _loads(store.path, "a nested index", _read_blob(store, descriptor, "index"))
+                budget.parsed[str(digest)] = nested
+            _collect_manifests(store, nested, names, out, depth + 1, budget)
         elif media_type in (MEDIA_OCI_MANIFEST, MEDIA_DOCKER_MANIFEST, None):
             out.append((descriptor, names))
 

@@ -8,6 +8,10 @@ request goes through `JenkinsClient.request`, which sends a `requests.Request` w
 `Jenkins.jenkins_request` (auth, crumb and cookie kept) and reads the status from the response itself
 (a `requests` response hook), never from python-jenkins' message text. Server text only reaches a
 message through `errors.redact`.
+
+Writes never follow a redirect: `requests` would re-send a 307/308's body (a credential's XML,
+password included) to wherever the Location points. The same response hook sees the 3xx before
+`requests` follows it and ends the request there with an error naming the Location.
 """
 
 from __future__ import annotations
@@ -63,7 +67,10 @@ def normalize_url(url: str) -> str:
 
     Credentials in the URL are refused: they would end up in logs and process listings.
     """
-    parts = urllib.parse.urlsplit(url.strip())
+    try:
+        parts = urllib.parse.urlsplit(url.strip())
+    except ValueError:  # e.g. an unclosed [ of an IPv6 address
+        parts = urllib.parse.urlsplit("")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(
             f"The Jenkins URL {sanitize_url(url)!r} is not an http:// or https:// URL.",
@@ -145,9 +152,14 @@ class JenkinsClient:
         import requests
 
         responses: list[requests.Response] = []
+        write = method not in ("GET", "HEAD")
 
         def keep(response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
             responses.append(response)
+            if write and 300 <= response.status_code < 400:
+                # Raised from the hook, before `requests` follows the redirect with the body.
+                response.close()
+                raise self._redirect_error(response, what)
             return response
 
         headers = {"Content-Type": content_type} if content_type else {}
@@ -192,6 +204,20 @@ class JenkinsClient:
             ) from exc
 
     # -- status → error --------------------------------------------------------------------------------
+    def _redirect_error(self, response: Any, what: str) -> JrError:
+        location = response.headers.get("Location")
+        try:
+            target = (sanitize_url(urllib.parse.urljoin(str(response.url), location))
+                      if location else "no Location given")
+        except ValueError:
+            target = "<invalid URL>"
+        return ServerError(
+            f"Jenkins at {self.url} answered HTTP {response.status_code} (a redirect to {target}) "
+            f"when asked to {what}; writes do not follow redirects, so nothing was sent there.",
+            hint="If that address is your Jenkins, pass it as --jenkins-url (or JENKINS_URL); "
+            "otherwise check the proxy in front of Jenkins.",
+        )
+
     def _http_error(self, reply: Reply, what: str) -> JrError:
         status = reply.status
         if status == 400:

@@ -17,6 +17,8 @@ Facts (registry-notes.md §4; Nexus OpenAPI, nexus-repo-api-client-go `Repositor
     v1/security/users[/<id>]`, and `PUT v1/security/users/<id>/change-password` with a text/plain
     body, the only way a password changes (nexus_account.py decides what to send).
 Every step reports created / updated / unchanged; a dry run takes the same path and only reads.
+No request follows a redirect (a 307 would carry a new user's password to the Location): a 3xx
+answer is an error naming where it pointed.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 
@@ -41,6 +43,7 @@ from jenkins_registry.errors import (
     UsageError,
     redact,
 )
+from jenkins_registry.reference import mask_userinfo
 from jenkins_registry.secret_types import Secret
 
 log = logging.getLogger(__name__)
@@ -55,9 +58,12 @@ _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012345678
 # Inputs -----------------------------------------------------------------------------------------
 def parse_url(text: str) -> str:
     """`http(s)://HOST[:PORT][/context]` without credentials, trailing slash removed."""
-    parts = urlsplit(text.strip())
+    try:
+        parts = urlsplit(text.strip())
+    except ValueError:  # e.g. an unclosed [ of an IPv6 address
+        parts = urlsplit("")
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"--url {text!r} is not an http(s) URL.",
+        raise UsageError(f"--url {mask_userinfo(text)!r} is not an http(s) URL.",
                          hint="Give the Nexus base URL, e.g. http://10.211.55.6:8081.")
     if parts.username or parts.password:
         raise UsageError(
@@ -143,6 +149,15 @@ class NexusClient:
             ) from exc
         log.debug("nexus %s %s (as %s) -> %d", method, path.split("?", 1)[0], user,
                   response.status_code)
+        if 300 <= response.status_code < 400:
+            response.close()
+            raise ServerError(
+                f"Nexus at {self.url} answered HTTP {response.status_code} (a redirect to "
+                f"{_location(response)}) to {method} {path.split('?', 1)[0]}; requests do not "
+                "follow redirects, so nothing was sent there.",
+                hint="If that address is your Nexus, pass it as --url; otherwise check the proxy "
+                "in front of Nexus.",
+            )
         return response
 
     def _call(self, method: str, path: str, *, json: Any = None, text: Secret | None = None,
@@ -283,6 +298,18 @@ class NexusClient:
             raise ServerError(f"Nexus answered HTTP {response.status_code} to a login check of "
                               f"{user_id!r}{self._detail(response)}.")
         return True
+
+
+def _location(response: requests.Response) -> str:
+    """Where a redirect pointed, without user part, query or fragment: safe to print."""
+    location = response.headers.get("Location")
+    if not location:
+        return "no Location given"
+    try:
+        parts = urlsplit(urljoin(str(response.url), location))
+    except ValueError:
+        return "<invalid URL>"
+    return mask_userinfo(f"{parts.scheme}://{parts.netloc}{parts.path}")
 
 
 # Plan -------------------------------------------------------------------------------------------

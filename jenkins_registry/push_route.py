@@ -59,7 +59,7 @@ from jenkins_registry.target_tags import CurrentImages, TaggedImage, holds_image
 
 if TYPE_CHECKING:
     from jenkins_registry.http_transport import HttpTransport
-    from jenkins_registry.registry_client import RegistryClient
+    from jenkins_registry.registry_client import RegistryClient, RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,7 @@ class LocalPushOptions:
     engine_address: str = "unix:///var/run/docker.sock"  # DOCKER_HOST: where the engine is
     certs_dir: Path = CERTS_DIR
     temp_dir: str | None = None  # for the export (None: the system's temporary directory)
+    retry: RetryPolicy | None = None  # jr-push's own registry requests (--timeout); None: defaults
 
 
 # -- the facts -------------------------------------------------------------------------------------
@@ -313,6 +314,8 @@ class _FactFinder:
             return dataclasses.replace(facts, engine_holds_update=self.engine.has_image(
                 facts.update.config_digest))
         assert fact is Fact.ROOM
+        # an export is being considered: first free what killed runs' exports hold there
+        export_push.remove_stale_exports(self.options.temp_dir)
         return dataclasses.replace(facts, room_problem=export_push.room_problem(
             self.options.temp_dir, self.image.size or 0))
 
@@ -321,7 +324,7 @@ class _FactFinder:
         ping's failure is a fact (the engine may reach it), a refusal of the credentials is not."""
         assert isinstance(facts.rules, RegistryRules)
         self.registry, self.transport = export_push.open_registry(
-            self.plan.registry, self.credentials, facts.rules)
+            self.plan.registry, self.credentials, facts.rules, retry=self.options.retry)
         try:
             self.registry.ping()
         except (UnreachableError, InsecureRegistryError, RegistryError) as exc:

@@ -66,37 +66,80 @@ def _looks_like_domain(component: str) -> bool:
     )
 
 
-def _check_printable(text: str, what: str) -> None:
+def _check_printable(text: str, what: str, shown: str | None = None) -> None:
     if not text:
         raise InvalidReferenceError(f"The {what} is empty.")
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F or ch.isspace() for ch in text):
-        raise InvalidReferenceError(f"The {what} {text!r} contains white space or control characters.")
+        raise InvalidReferenceError(
+            f"The {what} {text if shown is None else shown!r} contains white space or control characters.")
+
+
+def mask_userinfo(text: str) -> str:
+    """*text* with a `user:password@` part shown as `****@`, for messages: a password typed into a
+    registry address or a URL by mistake is not echoed. Everything up to the last `@` goes, since
+    a password may itself hold `@` or `/`."""
+    scheme, sep, rest = text.rpartition("://") if "://" in text.split("@", 1)[0] else ("", "", text)
+    if "@" not in rest:
+        return text
+    return f"{scheme}{sep}****@{rest.rpartition('@')[2]}"
+
+
+_CREDENTIALS_HINT = (" Credentials never go into the address: pass them through DOCKER_LOGIN_USERNAME "
+                     "and DOCKER_LOGIN_PASSWORD, or store them with `jr login`.")
 
 
 def parse_registry(text: str) -> str:
-    """Validate `HOST[:PORT]` (a registry address as used in image names) and return it."""
-    _check_printable(text, "registry")
+    """Validate `HOST[:PORT]` (a registry address as used in image names) and return it.
+
+    Error messages never show a `user:password@` part (`mask_userinfo`).
+    """
+    shown = mask_userinfo(text)
+    _check_printable(text, "registry", shown)
+    credentials = _CREDENTIALS_HINT if shown != text else ""
     if "://" in text:
+        address = text.split("://", 1)[1].rpartition("@")[2].split("/", 1)[0]
         raise InvalidReferenceError(
-            f"The registry {text!r} has a URL scheme.",
-            hint=f"Give only HOST[:PORT], e.g. {text.split('://', 1)[1].rstrip('/')!r}: Docker picks "
-            "HTTP or HTTPS itself (HTTP needs an insecure-registries entry).",
+            f"The registry {shown!r} has a URL scheme.",
+            hint=f"Give only HOST[:PORT], e.g. {address!r}: Docker picks HTTP or HTTPS itself "
+            "(HTTP needs an insecure-registries entry)." + credentials,
         )
     if "/" in text:
         raise InvalidReferenceError(
-            f"The registry {text!r} contains a path.",
+            f"The registry {shown!r} contains a path.",
             hint="Give only HOST[:PORT]; put the repository path in --name. A Nexus docker "
-            "repository is addressed by its connector port, not /repository/NAME.",
+            "repository is addressed by its connector port, not /repository/NAME." + credentials,
         )
     if not DOMAIN_RE.match(text):
         raise InvalidReferenceError(
-            f"The registry {text!r} is not a valid HOST[:PORT].",
-            hint="Use a host name or IP address, optionally with a port, e.g. 10.211.55.6:8082.",
+            f"The registry {shown!r} is not a valid HOST[:PORT].",
+            hint="Use a host name or IP address, optionally with a port, e.g. 10.211.55.6:8082."
+            + credentials,
         )
-    _, port = _split_port(text)
+    host, port = _split_port(text)
+    if text.startswith("["):
+        _check_bracketed(text, host)
     if port is not None and not 0 < int(port) < 65536:
         raise InvalidReferenceError(f"The registry port {port} is out of range (1-65535).")
     return text
+
+
+def _check_bracketed(text: str, host: str) -> None:
+    """`[…]` holds an IPv6 address, hex digits and colons only, as in Docker's grammar."""
+    import ipaddress
+
+    if "." in host:
+        unbracketed = text.replace(f"[{host}]", host, 1)
+        raise InvalidReferenceError(
+            f"The registry {text!r} puts brackets around an IPv4 address.",
+            hint=f"Brackets are for IPv6 addresses only: write {unbracketed!r}.",
+        )
+    try:
+        ipaddress.IPv6Address(host)
+    except ValueError:
+        raise InvalidReferenceError(
+            f"The registry {text!r} has {host!r} in brackets, which is not an IPv6 address.",
+            hint="Write an IPv6 address in brackets, e.g. [fd00::6]:8082, or a host name.",
+        ) from None
 
 
 def parse_path(text: str) -> str:

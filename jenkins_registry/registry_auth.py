@@ -9,6 +9,7 @@ tokens with what `token_request` builds and `read_token` reads.
 from __future__ import annotations
 
 import base64
+import math
 import re
 import threading
 import urllib.parse
@@ -129,9 +130,16 @@ def basic_authorization(credentials: UsernamePassword | None) -> str | None:
 def token_request(challenge: Challenge, scopes: Sequence[str],
                   username: str | None) -> tuple[str, tuple[str, ...]] | None:
     """The token realm URL to GET for *scopes* (the challenge's own scope when none are given),
-    and the scopes asked; None when the realm is not an http(s) URL."""
+    and the scopes asked; None when the realm is not a usable http(s) URL (another scheme, no
+    host, a bad port or bracket, spaces, control or non-ASCII characters)."""
     realm = challenge.realm or ""
-    if urllib.parse.urlsplit(realm).scheme not in ("http", "https"):
+    try:
+        parts = urllib.parse.urlsplit(realm)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname or port == 0 \
+            or not realm.isascii() or any(c.isspace() or not c.isprintable() for c in realm):
         return None
     params: list[tuple[str, str]] = []
     if challenge.service:
@@ -144,16 +152,44 @@ def token_request(challenge: Challenge, scopes: Sequence[str],
     return url, wanted
 
 
+TOKEN_LIMIT = 1 << 20  # a token answer is a few KiB; past 1 MiB it is refused unread
+DEFAULT_TOKEN_SECONDS = 60  # the token spec's default for a missing `expires_in`
+MAX_TOKEN_SECONDS = 24 * 3600  # longer claims are cut to a day (a rejected token is fetched again)
+_TOKEN_VALUE = re.compile(r"[\x21-\x7e]+")  # what may follow `Bearer ` in a header, and nothing else
+
+
+class UnusableToken(ValueError):
+    """The token server's answer holds a token that cannot be sent in a header (control, space
+    or non-ASCII characters)."""
+
+
 def read_token(response: Response) -> tuple[str | None, int]:
     """The token (`token`, else `access_token`) of a 200 from the realm and its `expires_in`
-    (60 s when absent); the token is None when the answer holds none."""
+    (60 s when absent or not a finite number; at most a day); the token is None when the answer
+    holds none. UnusableToken when it holds one that cannot go in a header."""
     try:
         body = response.json()
         value = body.get("token") or body.get("access_token")
-        expires_in = int(body.get("expires_in") or 60)
+        expires = body.get("expires_in")
     except (ValueError, AttributeError, TypeError):
-        value, expires_in = None, 60
-    return (value if isinstance(value, str) and value else None), expires_in
+        return None, DEFAULT_TOKEN_SECONDS
+    if not isinstance(value, str) or not value:
+        return None, DEFAULT_TOKEN_SECONDS
+    if not _TOKEN_VALUE.fullmatch(value):
+        raise UnusableToken("the token holds characters a header cannot carry")
+    return value, token_lifetime(expires)
+
+
+def token_lifetime(expires_in: object) -> int:
+    """Seconds from an `expires_in` value: a finite positive number (or digits), at most a day;
+    else 60."""
+    if isinstance(expires_in, str) and expires_in.isascii() and expires_in.isdigit():
+        expires_in = int(expires_in[:9])
+    if isinstance(expires_in, bool) or not isinstance(expires_in, (int, float)):
+        return DEFAULT_TOKEN_SECONDS
+    if not math.isfinite(expires_in) or expires_in <= 0:
+        return DEFAULT_TOKEN_SECONDS
+    return int(min(expires_in, MAX_TOKEN_SECONDS))
 
 
 @dataclass

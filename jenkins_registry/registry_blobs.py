@@ -154,12 +154,24 @@ class BlobApiMixin:
                            cancelled=self.cancel_upload(self._location(response, url), repository))
 
     def _location(self, response: Response, request_url: str) -> str:
+        """The absolute upload `Location` of *response*: an http(s) URL with a valid host and
+        port, else the registry's error (never the value itself, which may carry a secret)."""
         location = response.headers.get("Location")
         response.close()
         if not location:
             raise registry_errors.generic(self._session.registry,
                                           "an upload response had no Location header")
-        return urllib.parse.urljoin(request_url, location)
+        try:
+            url = urllib.parse.urljoin(request_url, location)
+            parts = urllib.parse.urlsplit(url)
+            port = parts.port
+        except ValueError:
+            port = 0
+            parts = urllib.parse.urlsplit("")
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname or port == 0:
+            raise registry_errors.generic(self._session.registry,
+                                          "an upload response's Location is not an http(s) URL")
+        return url
 
     def cancel_upload(self, location: str, repository: str | None = None) -> bool:
         """`DELETE <location>`, best effort: True when cancelled; a failure is only logged.

@@ -39,6 +39,8 @@ __all__ = ["BlobBody", "BytesBody", "Manifest", "RegistryClient", "RetryPolicy",
 
 log = logging.getLogger(__name__)
 
+MANIFEST_LIMIT = 4 << 20  # 4 MiB: what distribution accepts for a manifest, and what is read of one
+
 @dataclass(frozen=True)
 class Manifest:
     """A manifest as the registry serves it: exact bytes, media type and digest."""
@@ -66,7 +68,7 @@ class RegistryClient(BlobApiMixin):
         policy: SchemePolicy | None = None,
         transport: HttpTransport | None = None,
         ca_bundle: str | None = None,
-        timeout: tuple[float, float] = (10.0, 300.0),
+        timeout: tuple[float, float] | None = None,
         retry: RetryPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
@@ -193,15 +195,21 @@ class RegistryClient(BlobApiMixin):
 
     # -- manifests and tags ----------------------------------------------------------------------
 
-    def get_manifest(self, repository: str, reference: str, accept: Sequence[str]) -> Manifest | None:
-        """The manifest *reference* (tag or digest) in *repository*, or None when it does not exist."""
+    def get_manifest(self, repository: str, reference: str, accept: Sequence[str], *,
+                     limit: int = MANIFEST_LIMIT) -> Manifest | None:
+        """The manifest *reference* (tag or digest) in *repository*, or None when it does not
+        exist. One larger than *limit* is refused after reading *limit* bytes of it."""
         response = self._session.request("GET", f"/v2/{repository}/manifests/{reference}",
                                          scopes=push_scopes(repository),
-                                         headers={"Accept": ", ".join(accept)})
+                                         headers={"Accept": ", ".join(accept)}, limit=limit)
         if response.status_code == 404:
             response.close()
             return None
         self._session.check(response, (200,), repository)
+        if response.truncated:
+            raise registry_errors.generic(
+                self.registry, f"the manifest {repository}:{reference} is larger than "
+                f"{limit / (1 << 20):g} MiB, the most a registry accepts")
         body = response.content
         digest = f"sha256:{hashlib.sha256(body).hexdigest()}"
         media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
@@ -218,18 +226,33 @@ class RegistryClient(BlobApiMixin):
         return response.headers.get("Docker-Content-Digest")
 
     def put_manifest(self, repository: str, reference: str, body: bytes, media_type: str) -> str:
-        """`PUT` the manifest bytes under *reference* (a tag or its digest); returns the digest."""
+        """`PUT` the manifest bytes under *reference* (a tag or its digest); returns the digest.
+
+        It counts only as the spec says a registry stores a manifest: 201 Created (a redirect or
+        any other status fails; writes are never redirected), with the digest of these bytes in
+        `Docker-Content-Digest`, or, where a registry leaves that header out, with a HEAD of the
+        reference answering that digest.
+        """
         local = f"sha256:{hashlib.sha256(body).hexdigest()}"
         response = self._session.request("PUT", f"/v2/{repository}/manifests/{reference}",
                                          scopes=push_scopes(repository),
                                          headers={"Content-Type": media_type}, data=body)
-        self._session.check(response, (200, 201, 202), repository)
+        self._session.check(response, (201,), repository)
         remote = response.headers.get("Docker-Content-Digest")
         response.close()
-        if remote and remote != local:
+        if not remote:
+            remote = self.manifest_digest(repository, reference, (media_type,))
+            if remote is None:
+                raise RegistryError(
+                    f"The registry {self.registry} answered the manifest PUT of "
+                    f"{repository}:{reference} with 201, but neither that answer nor a HEAD of it "
+                    "names the manifest's digest: it is not known to hold it.",
+                    hint="Check the registry's log and storage; re-run with --debug.")
+        if remote != local:
             raise RegistryError(
-                f"The registry {self.registry} stored the manifest as {remote}, but its bytes hash "
-                f"to {local}.", hint="The registry rewrote the manifest; report this with --debug.")
+                f"The registry {self.registry} holds {repository}:{reference} as {remote}, but "
+                f"the manifest sent hashes to {local}.",
+                hint="The registry rewrote or lost the manifest; report this with --debug.")
         return local
 
     def delete_manifest(self, repository: str, digest: str) -> bool:
@@ -246,12 +269,16 @@ class RegistryClient(BlobApiMixin):
     def tags(self, repository: str) -> list[str]:
         """The tags of *repository* (empty when it does not exist)."""
         response = self._session.request("GET", f"/v2/{repository}/tags/list",
-                                         scopes=(f"repository:{repository}:pull",))
+                                         scopes=(f"repository:{repository}:pull",),
+                                         limit=MANIFEST_LIMIT)
         if response.status_code == 404:
             response.close()
             return []
         self._session.check(response, (200,), repository)
         try:
-            return sorted(response.json().get("tags") or [])
-        except (ValueError, AttributeError) as exc:
-            raise registry_errors.generic(self.registry, "tags/list was not JSON") from exc
+            if response.truncated:
+                raise ValueError("too large")
+            return sorted(str(tag) for tag in response.json().get("tags") or [])
+        except (ValueError, AttributeError, TypeError):
+            raise registry_errors.generic(self.registry, "tags/list was not JSON of at most "
+                                          f"{MANIFEST_LIMIT >> 20} MiB") from None

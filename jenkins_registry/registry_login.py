@@ -2,9 +2,11 @@
 OS keyring instead of ~/.docker/config.json, and remove it again.
 
 The check is `RegistryClient.check_login` under `SchemePolicy.login()` (registry-notes.md §3.1):
-`GET /v2/` without credentials over verified HTTPS, then plain HTTP only when HTTPS fails for
-another reason than an untrusted certificate; then `/v2/` again with Basic credentials, or with a
-Bearer token fetched with them. `jr doctor` runs the same check.
+`GET /v2/` without credentials over verified HTTPS; plain HTTP only on loopback (and only when
+HTTPS fails for another reason than an untrusted certificate) or with `--insecure` (jr-push's
+rule: unverified HTTPS, then plain HTTP); then `/v2/` again with Basic credentials, or with a
+Bearer token fetched with them. The password never crosses the network in clear text unless the
+user opted in for that registry. `jr doctor` runs the same check.
 """
 
 from __future__ import annotations
@@ -36,15 +38,17 @@ class LoginResult:
 
 
 def login(registry: str, creds: UsernamePassword, *, store: KeyringStore,
-          ca_bundle: str | None = None) -> LoginResult:
+          ca_bundle: str | None = None, insecure: bool = False) -> LoginResult:
     """Check *creds* against *registry*, then store them in the keyring (nothing on failure).
 
     *ca_bundle* adds CA certificates to the default trust store (the CLI passes
-    REQUESTS_CA_BUNDLE or SSL_CERT_FILE).
+    REQUESTS_CA_BUNDLE or SSL_CERT_FILE). *insecure* (`--insecure`) allows plain HTTP and
+    unverified HTTPS to a registry that is not this machine.
     """
     registry = parse_registry(registry)
     store.ensure_usable()  # fail before the network round trip when there is nowhere to store
-    with RegistryClient(registry, credentials=creds, policy=SchemePolicy.login(),
+    policy = SchemePolicy.login(registry, insecure=insecure)
+    with RegistryClient(registry, credentials=creds, policy=policy,
                         ca_bundle=ca_bundle, timeout=CHECK_TIMEOUT, retry=CHECK_RETRY) as client:
         challenge = client.check_login()
         url = client.base_url or f"https://{registry}"

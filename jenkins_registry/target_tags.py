@@ -65,7 +65,7 @@ def parse_tagged(tag: str, manifest: Manifest) -> TaggedImage | None:
         layers = tuple(LayerBlob(None if layer.get("mediaType") is None else str(layer["mediaType"]),
                                  str(layer["digest"]), int(layer["size"]))
                        for layer in document["layers"])
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):  # nested too deep
         return None
     return TaggedImage(tag, manifest, config_digest, layers)
 
@@ -113,7 +113,7 @@ class CurrentImages:
                 if not isinstance(layers, list):
                     raise TypeError("diff_ids is not a list")
                 self._diff_ids[digest] = tuple(map(str, layers))
-            except (RegistryError, ValueError, KeyError, TypeError) as exc:
+            except (RegistryError, ValueError, KeyError, TypeError, RecursionError) as exc:
                 log.debug("cannot read the config of %s:%s (%s)", self.target.repository,
                           tagged.tag, type(exc).__name__)
                 self._diff_ids[digest] = None

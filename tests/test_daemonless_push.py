@@ -3,6 +3,7 @@ docker-registry receives it (htpasswd and token auth), the fault proxy breaks th
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import logging
@@ -396,6 +397,54 @@ def test_cli_from_archive(saved: SavedImage, registry: services.Registry, tmp_pa
     no_secret(out, err, out2, err2, out3, err3, digest_file.read_text())
 
 
-def test_result_repr_has_no_secret(saved: SavedImage, registry: services.Registry) -> None:
-    result = push(saved.archive, registry.host, "jr-dl/repr", ["r"])
-    no_secret(repr(result), json.dumps(result.to_json()))
+def _reprs_reachable(roots: list[Any]) -> tuple[list[str], set[str]]:
+    """The reprs of every package object (and container) reachable from *roots* through their
+    attributes, and the value of every Secret met on the way. Third-party objects (sockets, locks)
+    are not entered; a Secret is not entered either: its repr is what must hide its value."""
+    reprs: list[str] = []
+    secrets: set[str] = set()
+    seen: set[int] = set()
+    stack: list[tuple[Any, int]] = [(root, 0) for root in roots]
+    while stack:
+        obj, depth = stack.pop()
+        if id(obj) in seen or depth > 10 or isinstance(obj, str | bytes | int | float | None):
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, Secret):
+            secrets.add(obj.reveal())
+            reprs.append(repr(obj))
+            continue
+        if isinstance(obj, dict):
+            children = [*obj.keys(), *obj.values()]
+        elif isinstance(obj, list | tuple | set | frozenset):
+            children = list(obj)
+        elif type(obj).__module__.startswith("jenkins_registry."):
+            slots = [name for cls in type(obj).__mro__ for name in getattr(cls, "__slots__", ())]
+            children = [*getattr(obj, "__dict__", {}).values(),
+                        *(getattr(obj, name) for name in slots if hasattr(obj, name))]
+        else:
+            continue
+        reprs.append(repr(obj))
+        stack.extend((child, depth + 1) for child in children)
+    return reprs, secrets
+
+
+def test_result_repr_has_no_secret(saved: SavedImage,
+                                   token_auth: tuple[services.Registry, TokenServer]) -> None:
+    """What holds a secret during a push (the credentials, the client, its session, the token
+    cache, the options, the request, the result) shows none in its repr, nor does anything it
+    holds: log lines and --debug tracebacks print reprs."""
+    registry, _ = token_auth
+    credentials = creds()
+    options = SourcePushOptions(jobs=2, retry=FAST)
+    request = parse_request(registry.host, "jr-dl/repr", ["r"])
+    with RegistryClient(registry.host, credentials=credentials, retry=FAST) as client:
+        result = push_source(saved.archive, "archive", request, credentials, Recorder(), options,
+                             client=client)
+        reprs, secrets = _reprs_reachable([credentials, client, options, request, result])
+    # The walk reached the token cache: the password and at least one bearer token were found.
+    assert SECRET in secrets and len(secrets) >= 2, "the walk no longer reaches the token cache"
+    basic = base64.b64encode(f"{services.REGISTRY_USER}:{SECRET}".encode()).decode()
+    for text in [*reprs, json.dumps(result.to_json())]:
+        for secret in [*secrets, basic]:
+            assert secret not in text, f"a secret shows in {text[:200]}"

@@ -120,11 +120,17 @@ def test_policy_from_the_engine(registry: str, insecure: bool, schemes: tuple[st
 
 
 def test_login_policy_and_pinning() -> None:
-    login = SchemePolicy.login()
+    login = SchemePolicy.login("127.0.0.1:5000")
     assert (login.schemes, login.verify) == (("https", "http"), True)
     assert login.http_fallback_unless_untrusted is True
     assert login.pinned("http") == SchemePolicy(schemes=("http",), verify=True,
-                                                http_fallback_unless_untrusted=True)
+                                                http_fallback_unless_untrusted=True,
+                                                plain_http_credentials=True)
+    remote = SchemePolicy.login("10.211.55.6:8082")  # plain HTTP elsewhere only with --insecure
+    assert (remote.schemes, remote.verify, remote.plain_http_credentials) == (("https",), True, False)
+    assert remote.pinned("http").plain_http_credentials is False  # jr doctor's probe sends none
+    assert SchemePolicy.login("10.211.55.6:8082", insecure=True) == \
+        SchemePolicy.from_insecure_flag("10.211.55.6:8082", insecure=True)
 
 
 def test_the_default_policy_is_the_archive_routes_without_insecure() -> None:
@@ -136,10 +142,10 @@ def test_location_digest_and_retry_after_helpers() -> None:
     assert with_digest("/v2/a/blobs/uploads/u", "sha256:ab") == "/v2/a/blobs/uploads/u?digest=sha256:ab"
     assert with_digest("http://h/v2/a/blobs/uploads/u?_state=x%3D", "sha256:ab") == \
         "http://h/v2/a/blobs/uploads/u?_state=x%3D&digest=sha256:ab"
-    assert retry_after("7", 60) == 7.0
-    assert retry_after("600", 60) == 60.0
-    assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 60) == 0.0
-    assert retry_after("soon", 60) is None and retry_after(None, 60) is None
+    assert retry_after("7") == 7.0
+    assert retry_after("600") == 600.0  # the registry's figure: the session decides what it waits
+    assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+    assert retry_after("soon") is None and retry_after(None) is None
 
 
 def test_repr_hides_the_password() -> None:
@@ -497,23 +503,30 @@ class _TlsFailure(_NoNetwork):
         return super().request(method, url, **kwargs)
 
 
-@pytest.mark.parametrize("registry", ["10.211.55.6:8082", "registry.example", "127.0.0.1:5000",
-                                      "localhost:5000"])
-def test_login_rule_tries_verified_https_then_http_for_any_host(registry: str) -> None:
-    """The login policy has no --insecure input: nothing can switch its verification off."""
+@pytest.mark.parametrize("registry,schemes", [
+    ("10.211.55.6:8082", ["https"]), ("registry.example", ["https"]),
+    ("127.0.0.1:5000", ["https", "http"]), ("localhost:5000", ["https", "http"]),
+])
+def test_login_rule_tries_verified_https_then_http_on_loopback_only(
+        registry: str, schemes: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --insecure nothing switches verification off, and plain HTTP is tried on this
+    machine only."""
+    monkeypatch.setattr("jenkins_registry.registry_session.speaks_plain_http",
+                        lambda *_, **__: False)  # its probe would leave loopback
     session = _TlsFailure("[SSL: WRONG_VERSION_NUMBER] wrong version number")
-    client = RegistryClient(registry, policy=SchemePolicy.login(), transport=session,  # type: ignore[arg-type]
-                            retry=FAST)
-    with pytest.raises(UnreachableError):  # plain HTTP's error, not the HTTPS one
+    client = RegistryClient(registry, policy=SchemePolicy.login(registry),
+                            transport=session, retry=FAST)  # type: ignore[arg-type]
+    with pytest.raises((UnreachableError, InsecureRegistryError)):
         client.ping()
-    assert [url.split("://")[0] for url in session.urls] == ["https", "http"]
-    assert session.verify[0] is True  # loopback and --insecure do not switch verification off
+    assert [url.split("://")[0] for url in session.urls] == schemes
+    assert session.verify[0] is True
 
 
 def test_login_rule_never_falls_back_past_an_untrusted_certificate() -> None:
     session = _TlsFailure("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed "
                           "certificate")
-    client = RegistryClient("127.0.0.1:5000", credentials=creds(), policy=SchemePolicy.login(),
+    client = RegistryClient("127.0.0.1:5000", credentials=creds(),
+                            policy=SchemePolicy.login("127.0.0.1:5000"),
                             transport=session, retry=FAST)  # type: ignore[arg-type]
     with pytest.raises(RegistryError) as info:
         client.check_login()
@@ -526,12 +539,14 @@ def test_login_rule_never_falls_back_past_an_untrusted_certificate() -> None:
 
 def test_check_login_basic(registry: services.Registry, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    with RegistryClient(registry.host, credentials=creds(), policy=SchemePolicy.login()) as client:
+    with RegistryClient(registry.host, credentials=creds(),
+                        policy=SchemePolicy.login(registry.host)) as client:
         challenge = client.check_login()
         assert challenge is not None and challenge.scheme == "basic"
         assert client.base_url == f"http://{registry.host}"  # no TLS on the port: plain HTTP
     with RegistryClient(registry.host, credentials=creds(password="wrong-" + SECRET),
-                        policy=SchemePolicy.login()) as client, pytest.raises(AuthenticationError) as info:
+                        policy=SchemePolicy.login(registry.host)) as client, \
+            pytest.raises(AuthenticationError) as info:
         client.check_login()
     assert info.value.message == f"The registry {registry.host} rejected the password of user 'ci-bot'."
     no_secret(str(info.value), info.value.hint or "", caplog.text)
@@ -541,17 +556,19 @@ def test_check_login_fetches_a_token_and_repeats_v2_with_it(
         token_auth: tuple[services.Registry, TokenServer], caplog: pytest.LogCaptureFixture) -> None:
     registry, tokens = token_auth
     caplog.set_level(logging.DEBUG)
-    with RegistryClient(registry.host, credentials=creds(), policy=SchemePolicy.login()) as client:
+    with RegistryClient(registry.host, credentials=creds(),
+                        policy=SchemePolicy.login(registry.host)) as client:
         challenge = client.check_login()
         assert challenge is not None and challenge.scheme == "bearer"
     assert tokens.log[-1] == ("ci-bot", (), 200)  # no push scope: /v2/ needs none
     token_host = tokens.realm.split("://", 1)[1].split("/", 1)[0]
     with RegistryClient(registry.host, credentials=creds(password="nope-" + SECRET),
-                        policy=SchemePolicy.login()) as client, pytest.raises(AuthenticationError) as info:
+                        policy=SchemePolicy.login(registry.host)) as client, \
+            pytest.raises(AuthenticationError) as info:
         client.check_login()
     assert info.value.message == (f"The registry {registry.host} rejected the password of user "
                                   f"'ci-bot' at its token service {token_host}.")
-    with RegistryClient(registry.host, policy=SchemePolicy.login()) as anonymous, \
+    with RegistryClient(registry.host, policy=SchemePolicy.login(registry.host)) as anonymous, \
             pytest.raises(CredentialsError):
         anonymous.check_login()
     no_secret(str(info.value), info.value.hint or "", caplog.text, repr(tokens.log))
@@ -605,10 +622,11 @@ def test_nexus_400_unauthorized_is_a_rejected_password() -> None:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NexusStyle400)
     with services.serve_in_thread(server) as port:
         host = f"127.0.0.1:{port}"
-        with RegistryClient(host, credentials=creds(), policy=SchemePolicy.login(), retry=FAST) as client:
+        with RegistryClient(host, credentials=creds(), policy=SchemePolicy.login(host), retry=FAST) as client:
             challenge = client.check_login()
             assert challenge is not None and challenge.scheme == "basic"
-        with RegistryClient(host, credentials=creds(password="wrong-" + SECRET), policy=SchemePolicy.login(),
+        with RegistryClient(host, credentials=creds(password="wrong-" + SECRET),
+                            policy=SchemePolicy.login(host),
                             retry=FAST) as client, pytest.raises(AuthenticationError) as info:
             client.check_login()
         assert "rejected the password of user 'ci-bot'" in info.value.message
@@ -620,7 +638,7 @@ def test_a_port_that_is_not_a_registry_says_which_port_to_use() -> None:
 
     with nexus_emulator.nexus() as nexus:
         host = nexus.url.split("://", 1)[1]
-        for policy in (SchemePolicy.from_insecure_flag(host, insecure=False), SchemePolicy.login()):
+        for policy in (SchemePolicy.from_insecure_flag(host, insecure=False), SchemePolicy.login(host)):
             with RegistryClient(host, policy=policy, retry=FAST) as client, \
                     pytest.raises(RegistryError) as info:
                 client.ping()

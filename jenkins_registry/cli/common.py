@@ -134,12 +134,17 @@ def print_debug_traceback() -> None:
 @contextlib.contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
     """Jenkins aborts a build step with SIGTERM; unwinding like Ctrl-C lets `finally` blocks remove
-    temporary files (an export, a half-written file) before the exit."""
+    temporary files (an export, a half-written file) and give back tags before the exit.
+
+    Further SIGTERMs are ignored while it unwinds (a process group gets one per process, and an
+    impatient caller may repeat it): a second interrupt would cut the clean-up short. The
+    clean-up is bounded; SIGKILL still ends it (docs/push.md says what that leaves)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def interrupt(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, interrupt)

@@ -21,6 +21,10 @@ def register(subparsers: Any) -> None:
     add_common_options(parser)
     parser.add_argument("--registry", required=True, metavar="HOST[:PORT]",
                         help="the registry as it starts image names, e.g. 10.211.55.6:8082")
+    parser.add_argument("--insecure", action="store_true",
+                        help="allow the credentials checks over plain HTTP (in clear text) and "
+                        "unverified HTTPS to a registry that is not this machine; without it, "
+                        "plain HTTP is only probed, never sent credentials")
     parser.add_argument("--image", metavar="NAME",
                         help="a local image to look for; its repository path is the one whose "
                         "push permission is checked")
@@ -43,7 +47,7 @@ def _doctor(args: argparse.Namespace) -> int:
     try:
         report = diagnose(args.registry, ca_bundle=ca_bundle_from(args.environ),
                           environ=args.environ, keyring_store=KeyringStore(), engine=engine,
-                          image=args.image)
+                          image=args.image, insecure=args.insecure)
     finally:
         for client in clients:
             client.close()

@@ -23,6 +23,9 @@ def register(subparsers: Any) -> None:
     login.add_argument("--username", "-u", required=True, help="the registry user")
     login.add_argument("--password-stdin", action="store_true",
                        help="read the password from standard input (one trailing newline removed)")
+    login.add_argument("--insecure", action="store_true",
+                       help="allow plain HTTP (the password then crosses the network in clear "
+                       "text) and unverified HTTPS to a registry that is not this machine")
     login.set_defaults(handler=_login)
 
     logout = subparsers.add_parser(
@@ -76,7 +79,8 @@ def _login(args: argparse.Namespace) -> int:
     store.ensure_usable()  # before asking for a password there is nowhere to keep
     password = _read_password(args)
     creds = UsernamePassword(username=args.username, password=password, source="jr login")
-    result = login(registry, creds, store=store, ca_bundle=ca_bundle_from(args.environ))
+    result = login(registry, creds, store=store, ca_bundle=ca_bundle_from(args.environ),
+                   insecure=args.insecure)
     if result.auth == "none":
         print(f"warning: {registry} accepts requests without credentials; the password was not "
               "checked", file=sys.stderr)

@@ -25,10 +25,14 @@ from jenkins_registry.reference import parse_registry
 from jenkins_registry.secret_types import UsernamePassword
 
 ROUTES = ("auto", "engine", "export")  # push_route.ROUTES, without importing it for --help
+MAX_JOBS = 16  # daemonless_push.MAX_JOBS, likewise
+PUSH_TIMEOUT = 3600.0  # registry_session.PUSH_BUDGET, likewise (--timeout, JR_TIMEOUT)
+REQUEST_TIMEOUT = 120.0  # registry_session.REQUEST_TIMEOUT, likewise (--request-timeout)
 
 if TYPE_CHECKING:
     from jenkins_registry.push_result import PushResult
     from jenkins_registry.push_route import Route
+    from jenkins_registry.registry_session import RetryPolicy
 
 EPILOG = f"""\
 credentials (first found wins; no option takes a password):
@@ -43,6 +47,7 @@ environment:
   TMPDIR        where --via export/auto writes the temporary export (removed afterwards)
   DOCKER_HOST   the Docker engine (default unix:///var/run/docker.sock)
   REQUESTS_CA_BUNDLE, SSL_CERT_FILE   extra CA certificates (daemonless push over HTTPS)
+  JR_TIMEOUT, JR_REQUEST_TIMEOUT       defaults for --timeout and --request-timeout
 
 exit codes: 0 every tag is in the registry; 2 usage; 3 credentials missing; 4 rejected;
   5 denied; 6 image not found; 7 registry unreachable; 8 engine unreachable;
@@ -95,9 +100,18 @@ def build_parser() -> argparse.ArgumentParser:
     daemonless.add_argument("--compression", choices=("gzip", "none"), default="gzip",
                             help="layer compression on the wire (default gzip)")
     daemonless.add_argument("--jobs", metavar="N", type=int, default=None,
-                            help="parallel layer uploads (default: number of CPUs, at most 4)")
+                            help="parallel layer uploads (default: number of CPUs, at most 4); "
+                            f"capped at {MAX_JOBS}, a larger N runs {MAX_JOBS}. Deflate threads: "
+                            "N, at most the number of CPUs")
     daemonless.add_argument("--insecure", action="store_true",
                             help="allow plain HTTP to a non-loopback registry")
+    parser.add_argument("--timeout", metavar="SECONDS", type=float, default=None,
+                        help="the time budget of jr-push's own registry requests and waits (all "
+                        "of a daemonless push; with --image the export route and the checks, not "
+                        f"the engine's own upload) (default $JR_TIMEOUT, else {PUSH_TIMEOUT:g})")
+    parser.add_argument("--request-timeout", metavar="SECONDS", type=float, default=None,
+                        help="wall-clock limit for one request's answer, however slowly it "
+                        f"trickles (default $JR_REQUEST_TIMEOUT, else {REQUEST_TIMEOUT:g})")
     add_version_option(parser)
     add_common_options(parser)
     parser.set_defaults(handler=handle_push)
@@ -153,7 +167,7 @@ def _push_engine(args: argparse.Namespace, registry: str, progress: ProgressSink
     plan = plan_push(args.image, registry=registry, repository=args.name, tags=args.tag)
     options = push_route.LocalPushOptions(
         route=_route(args), keep_tags=_keep_tags(args), engine_address=engine_address(args.environ),
-        temp_dir=args.environ.get("TMPDIR") or None)
+        temp_dir=args.environ.get("TMPDIR") or None, retry=_time_limits(args))
     credentials = _credentials(args, plan.registry)
     engine = DockerEngine.connect(args.environ)
     try:
@@ -169,15 +183,51 @@ def _push_daemonless(args: argparse.Namespace, registry: str, progress: Progress
     from jenkins_registry.push_target import parse_request
 
     if args.jobs is not None and args.jobs < 1:
-        raise UsageError("--jobs must be at least 1.")
+        raise UsageError("--jobs must be at least 1.",
+                         hint=f"Give a number from 1 to {MAX_JOBS}, or leave --jobs out.")
     request = parse_request(registry, args.name or None, args.tag)
     path = args.from_archive or args.from_oci
     kind: Literal["archive", "oci"] = "archive" if args.from_archive else "oci"
     credentials = _credentials(args, registry)
     options = daemonless_push.SourcePushOptions(
         compression=args.compression, jobs=args.jobs or 0, insecure=args.insecure,
-        image_selector=args.image, ca_bundle=ca_bundle_from(args.environ))
+        image_selector=args.image, ca_bundle=ca_bundle_from(args.environ),
+        retry=_time_limits(args))
     return daemonless_push.push_source(path, kind, request, credentials, progress, options)
+
+
+def _seconds(option: float | None, variable: str, args: argparse.Namespace) -> float | None:
+    """A positive number of seconds from *option*, else from $*variable*; None when neither."""
+    import math
+
+    value: float | str | None = option if option is not None else args.environ.get(variable)
+    if value is None or value == "":
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds <= 0:
+        where = f"{variable}={value!r}" if option is None else f"{value!r}"
+        raise UsageError(f"{where} is not a positive number of seconds.",
+                         hint="Give seconds, e.g. --timeout 600 (or unset the variable).")
+    return seconds
+
+
+def _time_limits(args: argparse.Namespace) -> RetryPolicy | None:
+    """The registry client's time bounds from --timeout/--request-timeout (or JR_TIMEOUT,
+    JR_REQUEST_TIMEOUT); None: the library's defaults."""
+    budget = _seconds(args.timeout, "JR_TIMEOUT", args)
+    request = _seconds(args.request_timeout, "JR_REQUEST_TIMEOUT", args)
+    if budget is None and request is None:
+        return None
+    from jenkins_registry.registry_session import PUSH_BUDGET, RetryPolicy
+    from jenkins_registry.registry_session import REQUEST_TIMEOUT as LIBRARY_REQUEST_TIMEOUT
+
+    budget = PUSH_BUDGET if budget is None else budget
+    request = min(LIBRARY_REQUEST_TIMEOUT if request is None else request, budget)
+    return RetryPolicy(request_timeout=request, budget=budget,
+                       total_seconds=min(RetryPolicy().total_seconds, budget))
 
 
 def print_result(result: PushResult, as_json: bool, out: TextIO) -> None:

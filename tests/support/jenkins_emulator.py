@@ -219,11 +219,13 @@ class User:
 class Fault:
     """A test hook: answer *status* instead of the real handling. A 400 carries *x_error* the way a
     Jenkins Failure does; a 5xx is an "Oops" page that, with *echo_body*, quotes the request body
-    (as a stack trace quoting the submitted XML would)."""
+    (as a stack trace quoting the submitted XML would). A *location* goes out as the Location
+    header (a 3xx from a proxy or a hostile server)."""
 
     status: int
     x_error: str | None = None
     echo_body: bool = False
+    location: str | None = None
 
 
 @dataclass
@@ -662,7 +664,7 @@ class _Handler(BaseHTTPRequestHandler):
                     oops = _oops(f"injected fault {echoed}")
                     oops.status = fault.status
                     raise oops
-                raise _Reply(fault.status)
+                raise _Reply(fault.status, headers={"Location": fault.location} if fault.location else None)
 
         segments = [urllib.parse.unquote(s) for s in split.path.split("/") if s]
         if segments[:1] == ["manage"]:

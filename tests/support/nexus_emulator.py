@@ -108,6 +108,8 @@ class NexusState:
     user_records: dict[str, dict[str, Any]] = field(default_factory=dict)
     log: list[tuple[str, str, Any]] = field(default_factory=list)  # method, path, body (JSON or text)
     tokens: dict[str, str] = field(default_factory=dict)  # token -> user
+    # Test hook, not Nexus behaviour: (method or "*", path prefix) -> (3xx status, Location).
+    redirects: dict[tuple[str, str], tuple[int, str]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def writes(self) -> list[tuple[str, str, Any]]:
@@ -341,6 +343,10 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.server.state
         with state.lock:
             state.log.append((method, path, body))
+            for (redirect_method, prefix), (status, location) in state.redirects.items():
+                if redirect_method in ("*", method) and path.startswith(prefix):
+                    self._send(status, None, {"Location": location})
+                    return
             if self.server.connector is not None:
                 self._connector(method, path)
                 return
