@@ -30,6 +30,7 @@ from tests.support.agent_build import (
     run_build,
 )
 from tests.support.agent_pipeline import groovy_classpath
+from tests.support.groovy_runtime import INSTALL
 from tests.support.jenkins_emulator import JenkinsEmulator
 from tests.support.secret_checks import assert_absent
 
@@ -38,12 +39,17 @@ SECRET = services.REGISTRY_PASSWORD  # the known secret: never in a log, an argv
 USER = services.REGISTRY_USER
 SECRET_SHA = hashlib.sha256(SECRET.encode()).hexdigest()
 
-if groovy_classpath() is None and os.environ.get("JR_REQUIRE_GROOVY_LINT") == "1":
-    raise RuntimeError("npm-groovy-lint's Groovy runtime is required (JR_REQUIRE_GROOVY_LINT=1) "
-                       "but not found")
-needs_groovy = pytest.mark.skipif(
-    groovy_classpath() is None or shutil.which("java") is None,
-    reason="pipelines need java and npm-groovy-lint's Groovy runtime (scripts/test.sh installs it)")
+
+
+@pytest.fixture
+def groovy_runtime() -> None:
+    """Pipelines run on java and npm-groovy-lint's Groovy runtime: missing, the test fails (a skip
+    would let a plain `pytest` run pass without running any pipeline)."""
+    if groovy_classpath() is None or shutil.which("java") is None:
+        pytest.fail(f"pipelines need java and npm-groovy-lint's Groovy runtime: {INSTALL}.", pytrace=False)
+
+
+needs_groovy = pytest.mark.usefixtures("groovy_runtime")
 
 
 # -- set-up helpers --------------------------------------------------------------------------------------

@@ -21,25 +21,9 @@ import pytest
 from jenkins_registry import escaping, render
 from jenkins_registry.errors import UsageError
 from jenkins_registry.job_spec import BuildOptions, ScmSpec
+from tests.support.groovy_runtime import INSTALL, find_linter
 from tests.test_escaping import HOSTILE, parse_xml
 from tests.test_render import JENKINSFILE_CASES, JOB_CASES, ROOT, Pipeline, push
-
-INSTALL = ("install it with `npm install -g --prefix .cache/npm npm-groovy-lint@15` (it runs on "
-           "Node 20 and Java 17: `apt-get install nodejs npm openjdk-17-jre-headless`); "
-           "scripts/bootstrap.sh installs all of them")
-
-
-def find_linter() -> str | None:
-    """npm-groovy-lint on PATH, else in the prefix scripts/bootstrap.sh installs it into."""
-    found = shutil.which("npm-groovy-lint")
-    if found is not None:
-        return found
-    for prefix in (os.environ.get("JR_NPM_PREFIX"), str(ROOT / ".cache" / "npm")):
-        candidate = Path(prefix or "", "bin", "npm-groovy-lint")
-        if prefix and os.access(candidate, os.X_OK):
-            return str(candidate)
-    return None
-
 
 LINTER = find_linter()
 

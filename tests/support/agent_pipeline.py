@@ -42,6 +42,7 @@ from tests.support.agent_build import (
     text_of,
 )
 from tests.support.agent_git import GitSource, checkout, parse_git_scm, read_file
+from tests.support.groovy_runtime import find_linter
 
 DSL = Path(__file__).with_name("pipeline_dsl.groovy")
 FLOW_ELEMENTS = ("actions", "description", "keepDependencies", "properties", "definition", "triggers",
@@ -54,7 +55,7 @@ JVM_OPTIONS = ("-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xss4m", "-Dfile.
 
 def groovy_classpath() -> str | None:
     """The Groovy runtime (groovy and groovy-json jars) inside npm-groovy-lint, or None."""
-    linter = shutil.which("npm-groovy-lint")
+    linter = find_linter()
     if linter is None:
         return None
     lib = Path(os.path.realpath(linter)).parent.parent / "lib" / "java" / "groovy" / "lib"
