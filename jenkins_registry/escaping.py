@@ -1,12 +1,14 @@
 """Escaping for each target a rendered value lands in, and the checks that refuse unsafe values.
 
-Three targets, one explicit filter each, so a template says where a value goes:
+Four targets, one explicit filter each, so a template says where a value goes:
   * XML text (job and credential config.xml): `xml_text`;
   * a Groovy single-quoted string, `'…'` or `'''…'''` (Jenkinsfile): `groovy_string`,
     `groovy_block`; single quotes, because Groovy never interpolates them, so `$VAR` is left
     for the shell and a secret never passes through Groovy string interpolation;
   * a POSIX shell word (`sh` steps, freestyle shell): `shell_word`, and `shell_tag_word` for a tag
-    that may reference a shell variable such as `${BUILD_NUMBER}`.
+    that may reference a shell variable such as `${BUILD_NUMBER}`;
+  * a YAML double-quoted scalar (JCasC): `yaml_string`, and `casc_string` for a literal value
+    JCasC must not resolve as a `${VAR}` reference.
 When a value nests (a shell word in a Groovy string in XML), escape inside out: shell, Groovy, XML.
 
 Each filter is exact: parsing its output in the target gives back the value, character for
@@ -180,6 +182,38 @@ def shell_tag_word(value: str, what: str = "tag") -> str:
     if position < len(value) or not out:
         out.append(shell_word(value[position:], what))
     return "".join(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# YAML double-quoted scalars (JCasC)
+
+_YAML_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b",
+                 "\f": "\\f"}
+
+
+def _yaml_char(ch: str) -> str:
+    code = ord(ch)
+    if ch in _YAML_ESCAPES:
+        return _YAML_ESCAPES[ch]
+    # Outside YAML's printable set, or a line break to YAML 1.1 (NEL, U+2028/9), or a BOM.
+    if is_control(ch) or code in (0xFEFF, 0xFFFE, 0xFFFF):
+        return f"\\u{code:04x}"
+    return ch
+
+
+def yaml_string(value: str, what: str = "value") -> str:
+    """*value* as a YAML double-quoted scalar on one line, quotes included.
+
+    Only the escapes JSON also has (`\\\\ \\" \\n \\r \\t \\b \\f \\uXXXX`) are used, so the
+    scalar is a JSON string too and reads the same under YAML 1.1 and 1.2.
+    """
+    _refuse_surrogates(value, what)
+    return '"' + "".join(_yaml_char(ch) for ch in value) + '"'
+
+
+def casc_string(value: str, what: str = "value") -> str:
+    """A literal value for JCasC: `${` becomes `^${`, so JCasC never resolves it as a variable."""
+    return yaml_string(value.replace("${", "^${"), what)
 
 
 # ---------------------------------------------------------------------------------------------

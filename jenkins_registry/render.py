@@ -1,4 +1,4 @@
-"""Rendering: the Jenkinsfile, the freestyle shell step, job config.xml and credential XML.
+"""Rendering: the Jenkinsfile, the freestyle shell step, job config.xml, credential XML and JCasC.
 
 One jinja2 environment (StrictUndefined, no autoescape) loads the templates shipped in the package
 `jenkins_registry.templates`; every value reaches a template through an explicit escaping filter
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     import jinja2
 
 __all__ = [
-    "render_credential_xml", "render_jenkinsfile", "render_job_xml", "render_shell",
+    "render_casc", "render_credential_xml", "render_jenkinsfile", "render_job_xml", "render_shell",
     "validate_credential_id", "validate_jenkins_name", "validate_push",
 ]
 
@@ -101,6 +101,8 @@ def environment() -> jinja2.Environment:
         sh_tag=escaping.shell_tag_word,
         sh_template=escaping.shell_tag_word,
         sh_var=escaping.shell_variable,
+        yaml=escaping.yaml_string,
+        casc=escaping.casc_string,
     )
     return env
 
@@ -238,7 +240,8 @@ def _has_password(url: str) -> bool:
         return False
 
 
-def _check_url(url: str, what: str, option: str) -> str:
+def _check_url(url: str, what: str, option: str,
+               credentials_option: str = "--scm-credentials-id") -> str:
     """A git or web URL: no control character, no password (neither is echoed: both may hold one)."""
     if not url:
         raise UsageError(f"The {what} is empty.", hint=f"Pass {option} with the repository URL.")
@@ -248,7 +251,7 @@ def _check_url(url: str, what: str, option: str) -> str:
         raise UnsafeValueError(
             f"The {what} contains a password; it would be stored in the job and the image.",
             hint="Remove the user:password part and store the git login as a Jenkins credential "
-            "(--scm-credentials-id).",
+            f"({credentials_option}).",
         )
     return url
 
@@ -512,3 +515,45 @@ def render_credential_xml(spec: CredentialSpec) -> str:
         raise UsageError("The password is empty.", hint="Provide the registry password.")
     context = {"credential": spec, "password": password}
     return _render("credential.xml.j2", context, secrets=(password,))
+
+
+DEFAULT_LIBRARY_VERSION = "main"
+
+
+def render_casc(*, credentials_id: str, username: str, description: str | None = None,
+                password_variable: str = DEFAULT_PASSWORD_VARIABLE,
+                library_name: str | None = None, library_url: str | None = None,
+                library_version: str = DEFAULT_LIBRARY_VERSION,
+                library_credentials_id: str | None = None) -> str:
+    """JCasC YAML for the registry credential and, with *library_name*, the shared library.
+
+    The password is a `${VARIABLE}` reference JCasC resolves from the controller's secret sources,
+    never a value; every other value is a literal (`${` in it is written `^${`).
+    """
+    library_options = (library_url, library_credentials_id,
+                       None if library_version == DEFAULT_LIBRARY_VERSION else library_version)
+    if library_name is None and any(value is not None for value in library_options):
+        raise UsageError("--library-url, --library-version and --library-credentials-id need "
+                         "--shared-library.", hint="Pass --shared-library NAME, or drop them.")
+    library = None
+    if library_name is not None:
+        if library_url is None:
+            raise UsageError("--shared-library needs --library-url.",
+                             hint="Pass --library-url with the library's git repository.")
+        library = {
+            "name": _validate_text(library_name, "shared library name"),
+            "version": _validate_text(library_version, "library version"),
+            "url": _check_url(library_url, "library URL", "--library-url",
+                              "--library-credentials-id"),
+            "credentials_id": None if library_credentials_id is None
+            else escaping.validate_credential_id(library_credentials_id),
+        }
+    variable = escaping.validate_variable_name(password_variable, "password variable")
+    context = {
+        "credentials_id": escaping.validate_credential_id(credentials_id),
+        "username": _validate_text(username, "username"),
+        "description": description,
+        "password_reference": f"${{{variable}}}",
+        "library": library,
+    }
+    return _render("casc.yaml.j2", context)

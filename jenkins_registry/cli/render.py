@@ -1,4 +1,4 @@
-"""`jr render`: write the Jenkinsfile, the freestyle shell step or a job's config.xml.
+"""`jr render`: write the Jenkinsfile, the freestyle shell step, a job's config.xml or JCasC YAML.
 
 Rendering is local and reads no secret: the files name the credential variables
 (DOCKER_LOGIN_USERNAME / DOCKER_LOGIN_PASSWORD) and the Jenkins credentials id, never a value.
@@ -24,6 +24,7 @@ from jenkins_registry.cli.job_options import (
     push_spec,
 )
 from jenkins_registry.errors import ExitCode, UsageError
+from jenkins_registry.render import DEFAULT_LIBRARY_VERSION, DEFAULT_PASSWORD_VARIABLE
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +59,9 @@ def _add_output_option(parser: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers: Any) -> None:
-    """Add `jr render jenkinsfile|shell|job`."""
+    """Add `jr render jenkinsfile|shell|job|casc`."""
     render = subparsers.add_parser(
-        "render", help="render a Jenkinsfile, a freestyle shell step or a job config.xml",
+        "render", help="render a Jenkinsfile, a freestyle shell step, a job config.xml or JCasC YAML",
         description="Render the Jenkins side of a push from templates, with every value escaped.",
     )
     add_common_options(render)
@@ -88,9 +89,30 @@ def register(subparsers: Any) -> None:
     _add_output_option(job)
     job.set_defaults(handler=handle_job)
 
+    casc = commands.add_parser(
+        "casc", help="JCasC YAML for the registry credential (and a shared library)",
+        description="JCasC YAML for the registry credential; the password is a ${VARIABLE} that "
+        "JCasC resolves on the controller, never a value.")
+    add_common_options(casc)
+    casc.add_argument("--credentials-id", metavar="ID", required=True,
+                      help="id of the 'Username with password' credential")
+    casc.add_argument("--username", metavar="USER", required=True, help="the registry account")
+    casc.add_argument("--description", metavar="TEXT", help="the credential's description")
+    casc.add_argument("--password-variable", metavar="NAME", default=DEFAULT_PASSWORD_VARIABLE,
+                      help="controller variable or secret holding the password "
+                      "(default: %(default)s)")
+    casc.add_argument("--shared-library", metavar="NAME", help="also declare this global library")
+    casc.add_argument("--library-url", metavar="URL", help="the library's git repository")
+    casc.add_argument("--library-version", metavar="REF", default=DEFAULT_LIBRARY_VERSION,
+                      help="default branch or tag of the library (default: %(default)s)")
+    casc.add_argument("--library-credentials-id", metavar="ID",
+                      help="Jenkins credential to read the library repository")
+    _add_output_option(casc)
+    casc.set_defaults(handler=handle_casc)
+
 
 def _handle_missing_what(args: argparse.Namespace) -> int:
-    raise UsageError("Say what to render.", hint="Use `jr render jenkinsfile|shell|job --help`.")
+    raise UsageError("Say what to render.", hint="Use `jr render jenkinsfile|shell|job|casc --help`.")
 
 
 def _emit(args: argparse.Namespace, text: str) -> int:
@@ -131,3 +153,13 @@ def handle_job(args: argparse.Namespace) -> int:
     from jenkins_registry.render import render_job_xml
 
     return _emit(args, render_job_xml(job_spec(args)))
+
+
+def handle_casc(args: argparse.Namespace) -> int:
+    from jenkins_registry.render import render_casc
+
+    return _emit(args, render_casc(
+        credentials_id=args.credentials_id, username=args.username, description=args.description,
+        password_variable=args.password_variable, library_name=args.shared_library,
+        library_url=args.library_url, library_version=args.library_version,
+        library_credentials_id=args.library_credentials_id))
