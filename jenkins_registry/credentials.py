@@ -91,8 +91,11 @@ def resolve_registry_credentials(
     prompt_username: Prompt | None = None,
     prompt_password: Prompt | None = None,
     required: bool = False,
+    anonymous_note: str = "pushing anonymously",
 ) -> UsernamePassword | None:
     """Find the credentials for *registry*; None means an anonymous push.
+
+    *anonymous_note*: what the log says happens without credentials (the doctor only checks).
 
     Raises CredentialsError when only half of a pair is given, when a variable chosen on the
     command line is empty, or when *required* and nothing was found.
@@ -137,7 +140,7 @@ def resolve_registry_credentials(
             hint=f"Set {user_var} and {pass_var}, or store them with "
             f"`jr login --registry {registry} --username USER --password-stdin`.",
         )
-    log.info("credentials for %s: none found, pushing anonymously", registry)
+    log.info("credentials for %s: none found; %s", registry, anonymous_note)
     return None
 
 

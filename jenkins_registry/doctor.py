@@ -134,10 +134,15 @@ def check_resolution(state: _State) -> CheckResult:
 
 
 # 2. TCP -----------------------------------------------------------------------------------------
-def _firewall_fix(host: str, port: int) -> str:
+def _firewall_fix(host: str, port: int, *, timed_out: bool) -> str:
+    """A refused connection means nothing listens; only a timeout (dropped packets, what a
+    firewall does) earns the firewall commands."""
+    listens = (f"Check that the registry runs and listens on port {port} (Nexus: the docker "
+               f"repository's HTTP connector, set with `jr nexus setup --http-port {port}`)")
+    if not timed_out:
+        return f"Nothing accepted the connection: {listens[0].lower()}{listens[1:]}."
     return (
-        f"Check that the registry listens on port {port} (Nexus: the docker repository's HTTP "
-        f"connector, set with `jr nexus setup --http-port {port}`), and open the port on {host}'s "
+        f"{listens}, and open the port on {host}'s "
         f"firewall: `sudo firewall-cmd --zone=public --add-port={port}/tcp --permanent && "
         f"sudo firewall-cmd --reload` (ufw: `sudo ufw allow {port}/tcp`)."
     )
@@ -148,6 +153,7 @@ def check_tcp(state: _State) -> CheckResult:
     if not state.addresses:
         return _skip(name, "the name does not resolve")
     problems = []
+    timed_out = False
     for port in state.ports:
         for address in state.addresses:
             try:
@@ -157,6 +163,7 @@ def check_tcp(state: _State) -> CheckResult:
                 problems.append(f"{address} port {port}: connection refused")
                 continue
             except TimeoutError:
+                timed_out = True
                 problems.append(f"{address} port {port}: no answer within {CONNECT_TIMEOUT:g} s "
                                 "(a firewall dropping packets?)")
                 continue
@@ -167,7 +174,7 @@ def check_tcp(state: _State) -> CheckResult:
             return CheckResult(name=name, status=Status.OK,
                                summary=f"{address} port {port} accepts connections")
     return CheckResult(name=name, status=Status.FAIL, summary="; ".join(problems),
-                       fix=_firewall_fix(state.host, state.ports[0]))
+                       fix=_firewall_fix(state.host, state.ports[0], timed_out=timed_out))
 
 
 # 3-4. HTTPS and HTTP /v2/ --------------------------------------------------------------------
@@ -338,7 +345,8 @@ def check_credentials(state: _State, transport: HttpTransport, environ: Mapping[
     if state.scheme is None:
         return _skip(name, "no registry API found")
     try:
-        creds = resolve_registry_credentials(state.registry, environ=environ, keyring_store=store)
+        creds = resolve_registry_credentials(state.registry, environ=environ, keyring_store=store,
+                                             anonymous_note="checking anonymous access")
     except JrError as exc:
         return CheckResult(name=name, status=Status.FAIL, summary=exc.message, fix=exc.hint)
     state.creds = creds

@@ -119,9 +119,15 @@ class KeyringStore:
             raise exc from None
 
     def set(self, registry: str, username: str, password: Secret) -> None:
+        """Store the credentials and read them back: a backend that keeps nothing (keyring's
+        `null` backend) raises CredentialsError rather than a false "stored"."""
         backend = self._require()
         self._store(backend, f"{SERVICE_PREFIX}:{registry}", username, password)
         self._call("store", backend.set_password, SERVICE_PREFIX, registry, username)
+        stored = self.get(registry)
+        if stored is None or stored.username != username or \
+                stored.password.reveal() != password.reveal():
+            raise _not_kept(backend)
 
     def delete(self, registry: str) -> bool:
         """Remove the entry for *registry*; False when there was none."""
@@ -146,4 +152,17 @@ class KeyringStore:
         return Secret(value) if value else None
 
     def set_secret(self, service: str, key: str, secret: Secret) -> None:
-        self._store(self._require(), f"{SERVICE_PREFIX}:{service}", key, secret)
+        backend = self._require()
+        self._store(backend, f"{SERVICE_PREFIX}:{service}", key, secret)
+        stored = self.get_secret(service, key)
+        if stored is None or stored.reveal() != secret.reveal():
+            raise _not_kept(backend)
+
+
+def _not_kept(backend: Any) -> CredentialsError:
+    return CredentialsError(
+        f"The OS keyring backend {type(backend).__name__} ({type(backend).__module__}) accepted "
+        "the secret but does not return it: nothing was stored.",
+        hint="Choose a keyring backend that keeps secrets (`keyring --list-backends`; set "
+        "PYTHON_KEYRING_BACKEND or keyringrc.cfg), or pass the secret through the environment.",
+    )

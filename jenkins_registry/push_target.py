@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from jenkins_registry.errors import UsageError
+from jenkins_registry.errors import InvalidReferenceError, UsageError
 from jenkins_registry.reference import looks_like_image_id, parse_path, parse_reference, parse_tag
 
 
@@ -107,5 +107,13 @@ def parse_request(registry: str, repository: str | None, tags: Iterable[str]) ->
 
 
 def parse_tags(texts: Iterable[str]) -> tuple[str, ...]:
-    """Check every tag once (`reference.parse_tag`) and drop repeats, keeping the order."""
+    """Check every `--tag` once (`reference.parse_tag`) and drop repeats, keeping the order. An
+    empty one is most often a variable the shell expanded to nothing (`--tag "${GIT_COMMIT}"`)."""
+    texts = list(texts)
+    if "" in texts:
+        raise InvalidReferenceError(
+            "The tag given with --tag is empty, probably because a variable in it (such as "
+            "${GIT_COMMIT}) was unset and the shell expanded it to nothing.",
+            hint="Set the variable in the job (or give it a default: --tag \"${GIT_COMMIT:-dev}\"), "
+            "or drop that --tag.")
     return tuple(dict.fromkeys(parse_tag(text) for text in texts))

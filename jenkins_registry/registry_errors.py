@@ -68,6 +68,18 @@ def http_to_https(registry: str) -> InsecureRegistryError:
     )
 
 
+def plain_http_refused(registry: str) -> InsecureRegistryError:
+    """Our own client (jr-push without an engine, jr login, jr doctor) found plain HTTP where it
+    allows only HTTPS: a registry not on this machine, without `--insecure`."""
+    return InsecureRegistryError(
+        f"The registry {registry} speaks plain HTTP, and plain HTTP to a registry that is not on "
+        "this machine is refused without --insecure (credentials would cross the network in "
+        "clear text).",
+        hint=f"If {registry} is meant to run without TLS, pass --insecure; otherwise use its "
+        "HTTPS port.",
+    )
+
+
 def tls_failure(registry: str, detail: str) -> InsecureRegistryError:
     return InsecureRegistryError(
         f"The TLS certificate of {registry} is not trusted ({detail}).",
@@ -77,17 +89,24 @@ def tls_failure(registry: str, detail: str) -> InsecureRegistryError:
 
 
 def unreachable(registry: str, detail: str) -> UnreachableError:
+    """*detail*: the failure in a few words (`describe_failure`, or the engine's text). A refused
+    connection means nothing listens on the port; only a timeout (a dropped packet, what a
+    firewall does) earns the firewall hint."""
     port = split_host_port(registry)[1]  # a registry that reached a connection is well-formed
-    firewall = (
-        f" If a firewall is on, open the port: `sudo firewall-cmd --zone=public "
-        f"--add-port={port}/tcp --permanent && sudo firewall-cmd --reload`."
-        if port else ""
-    )
-    return UnreachableError(
-        f"Cannot reach the registry {registry} ({detail}).",
-        hint=f"Check that the registry runs and listens on {registry}, and that this agent can "
-        f"reach it (`jr doctor --registry {registry}`).{firewall}",
-    )
+    lowered = detail.lower()
+    if "connection refused" in lowered:
+        hint = (f"Nothing listens on {registry}: check that the registry runs and that the port is "
+                f"right (`jr doctor --registry {registry}`).")
+    else:
+        timed_out = any(word in lowered for word in ("timed out", "timeout", "deadline exceeded"))
+        firewall = (
+            f" If a firewall is on, open the port: `sudo firewall-cmd --zone=public "
+            f"--add-port={port}/tcp --permanent && sudo firewall-cmd --reload`."
+            if port and timed_out else ""
+        )
+        hint = (f"Check that the registry runs and listens on {registry}, and that this agent can "
+                f"reach it (`jr doctor --registry {registry}`).{firewall}")
+    return UnreachableError(f"Cannot reach the registry {registry} ({detail}).", hint=hint)
 
 
 def invalid_name(registry: str, repository: str) -> InvalidReferenceError:

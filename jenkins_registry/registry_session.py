@@ -97,12 +97,16 @@ class SchemePolicy:
     insecure-registries) to credentials crossing the network in clear text to the registry's
     host. Whatever it says, `allows_credentials` lets credentials go over plain HTTP only to
     this machine or to an opted-in registry host: the one rule every command follows.
+
+    `engine_rules`: whether these are the engine's rules (`from_engine`), so that a plain-HTTP
+    port is explained by the engine's insecure-registries rather than by `--insecure`.
     """
 
     schemes: tuple[Scheme, ...]
     verify: bool
     http_fallback_unless_untrusted: bool = False
     plain_http_credentials: bool = False
+    engine_rules: bool = False
 
     @classmethod
     def from_insecure_flag(cls, registry: str, *, insecure: bool) -> SchemePolicy:
@@ -125,9 +129,9 @@ class SchemePolicy:
         loopback, where a TLS port answering a plain request with a redirect is unheard of, to
         save a failed handshake); otherwise verified HTTPS only, loopback included."""
         if not insecure:
-            return cls(schemes=("https",), verify=True)
+            return cls(schemes=("https",), verify=True, engine_rules=True)
         schemes: tuple[Scheme, ...] = ("http", "https") if is_loopback(registry) else ("https", "http")
-        return cls(schemes=schemes, verify=False, plain_http_credentials=True)
+        return cls(schemes=schemes, verify=False, plain_http_credentials=True, engine_rules=True)
 
     @classmethod
     def login(cls, registry: str, *, insecure: bool = False) -> SchemePolicy:
@@ -490,14 +494,9 @@ class RegistrySession:
     def _tls_error(self, exc: BaseException) -> JrError:
         """A failed TLS handshake: a port that speaks plain HTTP, or an untrusted certificate."""
         if speaks_plain_http(self.registry):
-            error = registry_errors.http_to_https(self.registry)
-            error.hint = (
-                f"The registry at {self.registry} has no TLS. If that is intended, pass --insecure "
-                "(jr-push --from-archive/--from-oci, jr login, jr doctor: plain HTTP, credentials "
-                "cross the network in clear text); otherwise use its HTTPS port. For the Docker "
-                "engine: " + error.hint
-            )
-            return error
+            if self.policy.engine_rules:
+                return registry_errors.http_to_https(self.registry)
+            return registry_errors.plain_http_refused(self.registry)
         return registry_errors.tls_failure(self.registry, describe_failure(exc))
 
     # -- sending and retrying --------------------------------------------------------------------

@@ -230,14 +230,22 @@ def test_wrong_password_no_credentials_and_invalid_name(registry: services.Regis
     no_secret(str(rejected.value), str(missing.value), caplog.text)
 
 
-def test_https_to_a_plain_http_port_is_the_engine_message(registry: services.Registry) -> None:
+def test_https_to_a_plain_http_port_names_the_rule_that_refused_it(
+        registry: services.Registry) -> None:
+    """jr-push's own rule refused plain HTTP (--insecure allows it); the engine's rules name the
+    engine's insecure-registries."""
     with RegistryClient(registry.host, credentials=creds(),
                         policy=SchemePolicy.from_insecure_flag(registry.host, insecure=False)) as client, \
             pytest.raises(InsecureRegistryError) as info:
         client.ping(scheme="https")
-    assert info.value.message == registry_errors.http_to_https(registry.host).message
-    assert "--insecure" in info.value.hint
-    no_secret(str(info.value), info.value.hint)
+    assert info.value.message == registry_errors.plain_http_refused(registry.host).message
+    assert "--insecure" in info.value.hint and "insecure-registries" not in info.value.hint
+    with RegistryClient(registry.host, credentials=creds(),
+                        policy=SchemePolicy.from_engine(registry.host, insecure=False)) as client, \
+            pytest.raises(InsecureRegistryError) as engine:
+        client.ping(scheme="https")
+    assert engine.value.message == registry_errors.http_to_https(registry.host).message
+    no_secret(str(info.value), info.value.hint, str(engine.value))
 
 
 def test_unreachable_is_the_engine_message() -> None:
