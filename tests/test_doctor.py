@@ -328,3 +328,13 @@ def test_login_over_verified_https(tls_registry: Any, monkeypatch: pytest.Monkey
     sent = "\n".join(urls)
     assert f"https://{reg.host}" in sent and f"http://{reg.host}" not in sent
     assert_absent(SECRET, out, err, caplog.text)
+
+
+def test_the_registry_defaults_to_jr_registry(docker_env: str, capsys: pytest.CaptureFixture[str],
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    port = services.free_port()
+    code, _, out, _ = doctor([], base_env(DOCKER_HOST=docker_env, JR_REGISTRY=f"127.0.0.1:{port}"),
+                                 capsys, caplog)
+    assert code == ExitCode.CHECK_FAILED and out.startswith(f"jr doctor: 127.0.0.1:{port}")
+    code, _, _, err = doctor([], base_env(), capsys, caplog)
+    assert code == ExitCode.USAGE and "JR_REGISTRY" in err

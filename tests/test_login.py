@@ -300,3 +300,31 @@ def test_login_to_a_port_that_is_not_a_registry(file_keyring: Path, capsys: pyte
     assert code == ExitCode.REGISTRY and out == ""
     assert "not a Docker registry API endpoint" in err and "8082" in err
     assert KeyringStore().get(host) is None
+
+
+def test_the_registry_as_docker_login_takes_it(
+    registry: services.Registry, file_keyring: Path, capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`jr login REGISTRY` like `docker login SERVER`; --registry still works; JR_REGISTRY is the
+    default; two different registries are a usage error before anything is sent or stored."""
+    code, out, err = run(["login", registry.host, "--username", services.REGISTRY_USER,
+                          "--password-stdin"], capsys, caplog, SECRET + "\n", monkeypatch)
+    assert code == 0 and "Login Succeeded" in out, err
+    assert KeyringStore().get(registry.host) is not None
+    code, _, err = run(["login", registry.host, "--registry", "other.example:5000", "--username",
+                        services.REGISTRY_USER, "--password-stdin"], capsys, caplog, SECRET + "\n",
+                       monkeypatch)
+    assert code == ExitCode.USAGE and "Two registries given" in err
+    monkeypatch.setenv("JR_REGISTRY", registry.host)
+    code, out, _ = run(["logout"], capsys, caplog)
+    assert code == 0 and "Removed" in out
+    assert KeyringStore().get(registry.host) is None
+    monkeypatch.delenv("JR_REGISTRY")
+    code, _, err = run(["logout"], capsys, caplog)
+    assert code == ExitCode.USAGE and "JR_REGISTRY" in err
+
+
+def test_jr_help_names_jr_push(capsys: pytest.CaptureFixture[str]) -> None:
+    assert jr(["--help"], {}) == 0
+    assert "jr-push --help" in capsys.readouterr().out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from jenkins_registry.cli.common import add_common_options, print_checklist
+from jenkins_registry.cli.common import add_common_options, print_checklist, registry_from
 from jenkins_registry.errors import CheckFailedError
 
 
@@ -19,8 +19,9 @@ def register(subparsers: Any) -> None:
         "something blocks a push.",
     )
     add_common_options(parser)
-    parser.add_argument("--registry", required=True, metavar="HOST[:PORT]",
-                        help="the registry as it starts image names, e.g. 10.211.55.6:8082")
+    parser.add_argument("--registry", metavar="HOST[:PORT]",
+                        help="the registry as it starts image names, e.g. 10.211.55.6:8082 "
+                        "(default: $JR_REGISTRY)")
     parser.add_argument("--insecure", action="store_true",
                         help="allow the credentials checks over plain HTTP (in clear text) and "
                         "unverified HTTPS to a registry that is not this machine; without it, "
@@ -45,7 +46,7 @@ def _doctor(args: argparse.Namespace) -> int:
         return client
 
     try:
-        report = diagnose(args.registry, ca_bundle=ca_bundle_from(args.environ),
+        report = diagnose(registry_from(args), ca_bundle=ca_bundle_from(args.environ),
                           environ=args.environ, keyring_store=KeyringStore(), engine=engine,
                           image=args.image, insecure=args.insecure)
     finally:

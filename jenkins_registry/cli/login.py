@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from jenkins_registry.cli.common import add_common_options, interactive, prompt_secret
+from jenkins_registry.cli.common import add_common_options, interactive, prompt_secret, registry_from
 from jenkins_registry.errors import CredentialsError, UsageError
 
 
@@ -38,8 +38,18 @@ def register(subparsers: Any) -> None:
 
 
 def _registry_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--registry", required=True, metavar="HOST[:PORT]",
-                        help="the registry as it starts image names, e.g. 10.211.55.6:8082")
+    parser.add_argument("server", nargs="?", metavar="REGISTRY",
+                        help="the registry as it starts image names, e.g. 10.211.55.6:8082 (as "
+                        "`docker login` takes it; default: --registry, else $JR_REGISTRY)")
+    parser.add_argument("--registry", metavar="HOST[:PORT]", help="the registry, as an option")
+
+
+def _resolve_registry(args: argparse.Namespace) -> None:
+    """REGISTRY or --registry (the same when both are given), else $JR_REGISTRY."""
+    if args.server and args.registry and args.server != args.registry:
+        raise UsageError(f"Two registries given: {args.server} and --registry {args.registry}.",
+                         hint="Give the registry once, as `jr login REGISTRY` or with --registry.")
+    args.registry = args.server or registry_from(args)
 
 
 def _read_password(args: argparse.Namespace) -> Any:
@@ -67,6 +77,8 @@ def _login(args: argparse.Namespace) -> int:
     from jenkins_registry.keyring_store import KeyringStore
     from jenkins_registry.reference import parse_registry
     from jenkins_registry.registry_login import login
+
+    _resolve_registry(args)
     from jenkins_registry.secret_types import UsernamePassword
 
     registry = parse_registry(args.registry)
@@ -94,6 +106,8 @@ def _login(args: argparse.Namespace) -> int:
 def _logout(args: argparse.Namespace) -> int:
     from jenkins_registry.keyring_store import KeyringStore
     from jenkins_registry.registry_login import logout
+
+    _resolve_registry(args)
 
     if logout(args.registry, store=KeyringStore()):
         print(f"Removed the stored credentials for {args.registry} from the OS keyring")

@@ -17,6 +17,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jr",
         description="Set up and use a private Docker registry from Jenkins, without leaking secrets.",
+        epilog="The build step itself is the separate command jr-push (`jr-push --help`): it tags, "
+        "logs in with the injected credentials and pushes every tag.",
     )
     add_version_option(parser)
     add_common_options(parser)
