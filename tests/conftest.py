@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support import services
+from tests.support.hostile_server import REMOTE
 
 
 @pytest.fixture(autouse=True)
@@ -63,3 +65,15 @@ def docker_env(docker_engine: services.DockerEngine, monkeypatch: pytest.MonkeyP
 
 def pytest_report_header() -> list[str]:
     return [f"JR_TEST_DOCKER_HOST={os.environ.get('JR_TEST_DOCKER_HOST', '(start a private dockerd)')}"]
+
+
+@pytest.fixture
+def remote(monkeypatch: pytest.MonkeyPatch) -> str:
+    """`registry.test` resolves to 127.0.0.1 in this process: a non-loopback name on loopback."""
+    real = socket.getaddrinfo
+
+    def resolve(host: object, *args: object, **kwargs: object) -> object:
+        return real("127.0.0.1" if host == REMOTE else host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    return REMOTE

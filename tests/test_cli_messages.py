@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import logging
 import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -22,19 +21,6 @@ from tests.support.secret_checks import assert_absent
 from tests.test_image_archive import sample_layers, write_oci_dir
 
 SECRET = "Null-Backend-Pa55-9e1f"
-REMOTE = "registry.test"
-
-
-@pytest.fixture
-def remote(monkeypatch: pytest.MonkeyPatch) -> str:
-    """`registry.test` resolves to 127.0.0.1 here: a non-loopback name served on loopback."""
-    real = socket.getaddrinfo
-
-    def resolve(host: object, *args: object, **kwargs: object) -> object:
-        return real("127.0.0.1" if host == REMOTE else host, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(socket, "getaddrinfo", resolve)
-    return REMOTE
 
 
 def test_daemonless_push_to_plain_http_names_insecure_not_the_engine(

@@ -16,7 +16,6 @@ import io
 import json
 import logging
 import os
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -58,7 +57,6 @@ from tests.test_image_archive import sample_layers, write_classic, write_oci_dir
 SECRET = services.REGISTRY_PASSWORD
 USER = services.REGISTRY_USER
 BASIC = base64.b64encode(f"{USER}:{SECRET}".encode()).decode()  # what `Authorization: Basic` carries
-REMOTE = "registry.test"  # not loopback by name; resolved to 127.0.0.1 by the `remote` fixture
 FAST = RetryPolicy(attempts=3, initial_delay=0.01, max_delay=0.05, total_seconds=30)
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 # An endless body is cut at its cap; what the server got into the socket before the client hung
@@ -76,18 +74,6 @@ def no_secret(*texts: str | None) -> None:
     for text in texts:
         assert_absent(SECRET, text)
         assert text is None or BASIC[:20] not in text
-
-
-@pytest.fixture
-def remote(monkeypatch: pytest.MonkeyPatch) -> str:
-    """`registry.test` resolves to 127.0.0.1 in this process (a non-loopback name on loopback)."""
-    real = socket.getaddrinfo
-
-    def resolve(host: object, *args: object, **kwargs: object) -> object:
-        return real("127.0.0.1" if host == REMOTE else host, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(socket, "getaddrinfo", resolve)
-    return REMOTE
 
 
 @pytest.fixture

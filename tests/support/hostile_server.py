@@ -24,6 +24,9 @@ from dataclasses import dataclass, field
 from tests.support import services
 
 Writer = Callable[[socket.socket], None]
+# A registry name that is not loopback by name; the `remote` fixture (tests/conftest.py) makes this
+# process alone resolve it to 127.0.0.1, so the non-loopback rules are tested on loopback.
+REMOTE = "registry.test"
 
 
 @dataclass
