@@ -30,6 +30,9 @@ class ExitCode(IntEnum):
     INVALID_INPUT_FILE = 12  # a corrupt archive, an invalid daemon.json, an unreadable file
     CHECK_FAILED = 13  # `jr doctor` or `jr jenkins check` found something that blocks a push or a job
     SERVER = 14  # Jenkins or Nexus answered with an unexpected server error
+    # A command needs a package this installation lacks: the single-file jr-push (jr-push.pyz)
+    # holds only what a push needs, not python-jenkins, jinja2 or keyring.
+    MISSING_PACKAGE = 15
     INTERRUPTED = 130  # Ctrl-C
 
 
@@ -92,6 +95,14 @@ class AuthenticationError(JrError):
 
     exit_code = ExitCode.AUTH
     default_hint = "Check the username and password (or API token) and try again."
+
+
+class ProxyAuthenticationError(AuthenticationError):
+    """Raised when the forward proxy (HTTPS_PROXY/HTTP_PROXY) answers 407: its credentials are
+    missing or wrong. Its own class, so that a caller can tell it from the registry's 401 (the
+    engine route: the engine has proxy settings of its own)."""
+
+    default_hint = "Put the proxy's user and password in the proxy URL: http://USER:PASSWORD@HOST:PORT."
 
 
 class PermissionDeniedError(JrError):
@@ -163,6 +174,13 @@ class CheckFailedError(JrError):
 
     exit_code = ExitCode.CHECK_FAILED
     default_hint = "Apply the fixes listed above and run `jr doctor` again."
+
+
+class MissingPackageError(JrError):
+    """Raised when a command needs an optional package that is not installed (`optional_packages`)."""
+
+    exit_code = ExitCode.MISSING_PACKAGE
+    default_hint = "Install the full tool on this machine: pipx install jenkins-registry."
 
 
 class ServerError(JrError):

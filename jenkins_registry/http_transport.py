@@ -19,14 +19,24 @@ fresh process, and the registry protocol needs little of it. What this gives `Re
   piece it hands over, so a large upload that keeps moving is not cut. An absolute `deadline`
   (the caller's overall budget, on `time.monotonic`) caps all of it.
 
-Deliberately absent: redirects (the caller follows them, so it decides where `Authorization`
-may go), retries (the caller's policy), proxies, cookies, `.netrc`. Nothing is logged here.
+* forward proxies (`proxies`, a `proxy_env.ProxySettings`; by default the process environment's
+  HTTP_PROXY, HTTPS_PROXY and NO_PROXY, as the Docker engine reads them): HTTPS goes through a
+  CONNECT tunnel, the proxy credentials on the CONNECT request only, then TLS end to end with the
+  registry's name checked; plain HTTP goes to the proxy in absolute form (`GET http://host/path`)
+  with `Proxy-Authorization` added. A proxied connection is pooled apart from direct ones (the
+  proxy is part of the pool key), and connecting and the CONNECT exchange are bounded by the
+  connect timeout.
 
-Failures become `ConnectError` (refused, DNS, reset, closed, truncated), its subclass `TlsError`
-(the handshake or the certificate failed; the text keeps OpenSSL's reason, e.g.
-`CERTIFICATE_VERIFY_FAILED`), or `Timeout`. A URL or header value that cannot be sent (not
-http(s), a bad port, control or non-ASCII characters) is `UnsendableRequest`, raised before any
-connection is made. Exceptions raised by a body iterable pass unchanged.
+Deliberately absent: redirects (the caller follows them, so it decides where `Authorization`
+may go), retries (the caller's policy), cookies, `.netrc`. Nothing is logged here.
+
+Failures become `ConnectError` (refused, DNS, reset, closed, truncated), its subclasses
+`TlsError` (the handshake or the certificate failed; the text keeps OpenSSL's reason, e.g.
+`CERTIFICATE_VERIFY_FAILED`) and `ProxyError` (the proxy was not reached, or refused CONNECT, or
+answered 407), or `Timeout`. A URL or header value that cannot be sent (not http(s), a bad port,
+control or non-ASCII characters) is `UnsendableRequest`, raised before any connection is made;
+an unusable proxy variable is proxy_env's `UsageError`. Exceptions raised by a body iterable pass
+unchanged.
 """
 
 from __future__ import annotations
@@ -47,6 +57,7 @@ from dataclasses import dataclass
 from typing import Any, overload
 
 from jenkins_registry.errors import InputFileError
+from jenkins_registry.proxy_env import ProxySettings, ProxyURL, from_process_environment
 
 USER_AGENT = "jenkins-registry"
 DEFAULT_TIMEOUT = (10.0, 120.0)  # (connect, whole request) in seconds
@@ -67,6 +78,18 @@ class ConnectError(TransportError):
 
 class TlsError(ConnectError):
     """The TLS handshake failed: an untrusted certificate, or a port that does not speak TLS."""
+
+
+class ProxyError(ConnectError):
+    """Through a proxy: it could not be reached (`status` None), or it answered CONNECT (or a
+    plain-HTTP request, with 407) with `status` instead of letting the request through. `proxy`
+    says which one; the text names it by address and variable, never its credentials."""
+
+    def __init__(self, proxy: ProxyURL, detail: str, status: int | None = None) -> None:
+        super().__init__(f"proxy {proxy}: {detail}")
+        self.proxy = proxy
+        self.status = status
+        self.detail = detail
 
 
 class Timeout(TransportError):
@@ -337,7 +360,97 @@ class _HTTPSConnection(http.client.HTTPSConnection):
         self.sock = _DeadlineSocket(self.sock)
 
 
-_Key = tuple[str, str, int, bool]  # scheme, host, port, verified
+class _ProxyHTTPConnection(_HTTPConnection):
+    """Plain HTTP to a forward proxy, which takes requests for any host in absolute form."""
+
+    def __init__(self, proxy: ProxyURL, timeout: float) -> None:
+        super().__init__(proxy.host, proxy.port, timeout=timeout)
+        self.proxy = proxy
+
+    def connect(self) -> None:
+        try:
+            super().connect()
+        except OSError as exc:
+            raise ProxyError(self.proxy, f"not reached: {type(exc).__name__}: {exc}") from exc
+
+
+class _TunnelHTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS through a forward proxy: TCP to the proxy, `CONNECT host:port` (the one request that
+    carries the proxy's credentials), then TLS end to end with *host*, whose name is verified.
+
+    Not http.client's own `set_tunnel`: its CONNECT answer other than 200 is a bare OSError, and
+    its exchange is bounded per socket call rather than as a whole.
+    """
+
+    def __init__(self, host: str, port: int, *, timeout: float, context: ssl.SSLContext,
+                 proxy: ProxyURL) -> None:
+        super().__init__(host, port, timeout=timeout, context=context)
+        self.proxy = proxy
+        self._tls = context
+
+    def connect(self) -> None:
+        timeout = float(self.timeout or DEFAULT_TIMEOUT[0])
+        until = time.monotonic() + timeout  # the whole CONNECT exchange within the connect timeout
+        try:
+            sock = socket.create_connection((self.proxy.host, self.proxy.port), timeout)
+        except OSError as exc:
+            raise ProxyError(self.proxy, f"not reached: {type(exc).__name__}: {exc}") from exc
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            _open_tunnel(sock, self.proxy, self.host, self.port, until)
+            sock.settimeout(timeout)  # the TLS handshake, bounded as on a direct connection
+            tls = self._tls.wrap_socket(sock, server_hostname=self.host)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = _DeadlineSocket(tls)
+
+
+_CONNECT_ANSWER_LIMIT = 16 * 1024  # a proxy's answer to CONNECT is read this far at most
+_STATUS_LINE = re.compile(rb"HTTP/1\.[01] ([0-9]{3})(?: [^\r\n]*)?")
+
+
+def _open_tunnel(sock: socket.socket, proxy: ProxyURL, host: str, port: int, until: float) -> None:
+    """Ask *proxy* over *sock* for a tunnel to *host*:*port* and read its answer, by *until*
+    (monotonic); ProxyError unless it answers 200 (Go's rule too)."""
+    authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    lines = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}", f"User-Agent: {USER_AGENT}"]
+    if proxy.authorization:
+        lines.append(f"Proxy-Authorization: {proxy.authorization.reveal()}")
+    answer = b""
+    try:
+        _time_left(sock, until)
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        while b"\r\n\r\n" not in answer:
+            if len(answer) > _CONNECT_ANSWER_LIMIT:
+                raise ProxyError(proxy, "answered CONNECT with too large a header")
+            _time_left(sock, until)
+            piece = sock.recv(4096)
+            if not piece:
+                raise ProxyError(proxy, "closed the connection before answering CONNECT")
+            answer += piece
+    except OSError as exc:
+        raise ProxyError(proxy, f"CONNECT failed: {type(exc).__name__}: {exc}") from exc
+    head, _, rest = answer.partition(b"\r\n\r\n")
+    status_line = _STATUS_LINE.fullmatch(head.split(b"\r\n", 1)[0])
+    if status_line is None:
+        raise ProxyError(proxy, "answered CONNECT with something that is not HTTP")
+    status = int(status_line[1])
+    if status != 200:  # the reason phrase is the proxy's text: not quoted
+        raise ProxyError(proxy, f"answered CONNECT with HTTP {status}", status)
+    if rest:
+        raise ProxyError(proxy, "sent data of its own after opening the tunnel")
+
+
+def _time_left(sock: socket.socket, until: float) -> None:
+    left = until - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("timed out")
+    sock.settimeout(left)
+
+
+# scheme, host, port, verified, proxy; a proxied plain-HTTP connection serves any host: ("", 0)
+_Key = tuple[str, str, int, bool, ProxyURL | None]
 
 
 @dataclass(eq=False)
@@ -364,19 +477,24 @@ class HttpTransport:
 
     *ca_bundle* adds CA certificates (a PEM file, or a directory in OpenSSL's hashed layout) to
     the default trust store for verified HTTPS; *ca_data* adds PEM text (the engine's certs.d CA
-    files). `close()` closes every connection it opened.
+    files). *proxies*: the forward proxies (see `proxy_env`); None, the default, takes them from
+    the process environment. `close()` closes every connection it opened.
     """
 
-    def __init__(self, *, ca_bundle: str | None = None, ca_data: str | None = None) -> None:
+    def __init__(self, *, ca_bundle: str | None = None, ca_data: str | None = None,
+                 proxies: ProxySettings | None = None) -> None:
         self.ca_bundle = ca_bundle
         self.ca_data = ca_data
+        # None: the process environment's (HTTP_PROXY, HTTPS_PROXY, NO_PROXY), as the engine does;
+        # proxy_env.DIRECT for none
+        self.proxies = proxies if proxies is not None else from_process_environment()
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: set[_Conn] = set()
         self._contexts: dict[bool, ssl.SSLContext] = {}
 
     def __repr__(self) -> str:
-        return f"HttpTransport(ca_bundle={self.ca_bundle!r})"
+        return f"HttpTransport(ca_bundle={self.ca_bundle!r}, proxies={self.proxies!r})"
 
     def __enter__(self) -> HttpTransport:
         return self
@@ -444,9 +562,14 @@ class HttpTransport:
         elif conn is not None and _dropped(conn.http.sock):
             conn.http.close()  # reopened by the request below
         if conn is None:
-            scheme, host, port, verify = key
+            scheme, host, port, verify, proxy = key
             connection: http.client.HTTPConnection
-            if scheme == "https":
+            if proxy is not None and scheme == "https":
+                connection = _TunnelHTTPSConnection(host, port, timeout=timeout[0],
+                                                    context=self._context(verify), proxy=proxy)
+            elif proxy is not None:
+                connection = _ProxyHTTPConnection(proxy, timeout=timeout[0])
+            elif scheme == "https":
                 connection = _HTTPSConnection(host, port, timeout=timeout[0],
                                               context=self._context(verify))
             else:
@@ -501,10 +624,19 @@ class HttpTransport:
         if _BAD_TARGET.search(target):
             raise UnsendableRequest("the URL holds spaces, control or non-ASCII characters")
         assert parts.hostname is not None
-        key = (scheme, parts.hostname, port or (443 if scheme == "https" else 80),
-               verify or scheme == "http")
+        port = port or (443 if scheme == "https" else 80)
+        proxy = self.proxies.proxy_for(scheme, parts.hostname, port)
+        key: _Key = (scheme, parts.hostname, port, verify or scheme == "http", proxy)
         fields = {"User-Agent": USER_AGENT, **(headers or {})}
+        fields = {name: value for name, value in fields.items()
+                  if name.lower() != "proxy-authorization"}  # the proxy's credentials: ours alone
         _check_header_values(fields)
+        if proxy is not None and scheme == "http":
+            # absolute form to the proxy, over a connection it serves for any host
+            target = f"http://{parts.netloc.rpartition('@')[2]}{target}"  # Host: as the URL has it
+            key = (scheme, "", 0, True, proxy)
+            if proxy.authorization:
+                fields["Proxy-Authorization"] = proxy.authorization.reveal()
         cap = math.inf if deadline is None else deadline
 
         connect_left = min(timeout[0], cap - time.monotonic())
@@ -542,6 +674,9 @@ class HttpTransport:
             else:
                 renew()
                 raw = conn.http.getresponse()
+            if raw.status == 407 and proxy is not None and scheme == "http":
+                raw.close()  # the proxy's answer, not the registry's
+                raise ProxyError(proxy, "answered HTTP 407", 407)
             answer_headers = Headers(raw.getheaders())
             if not stream or method == "HEAD":
                 content = raw.read(limit + 1)

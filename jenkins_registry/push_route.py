@@ -45,6 +45,7 @@ from jenkins_registry.errors import (
     InputFileError,
     InsecureRegistryError,
     JrError,
+    ProxyAuthenticationError,
     RegistryError,
     UnreachableError,
     UsageError,
@@ -327,7 +328,10 @@ class _FactFinder:
             self.plan.registry, self.credentials, facts.rules, retry=self.options.retry)
         try:
             self.registry.ping()
-        except (UnreachableError, InsecureRegistryError, RegistryError) as exc:
+        # a proxy that refuses this process (407) may still let the engine through with its own
+        # proxy settings: a fact, like an unreachable registry
+        except (UnreachableError, InsecureRegistryError, RegistryError,
+                ProxyAuthenticationError) as exc:
             return exc
         self.registry.check_credentials(self.plan.repository, probe=False)
         self.current = CurrentImages(self.registry, self.plan)

@@ -49,12 +49,14 @@ from jenkins_registry.http_transport import (
     DEFAULT_BODY_LIMIT,
     ConnectError,
     HttpTransport,
+    ProxyError,
     Response,
     Timeout,
     TlsError,
     UnsendableRequest,
     parse_json,
 )
+from jenkins_registry.proxy_env import proxy_failure
 from jenkins_registry.reference import is_loopback, split_host_port
 from jenkins_registry.registry_auth import (
     TOKEN_LIMIT,
@@ -580,7 +582,9 @@ class RegistrySession:
                     raise registry_errors.tls_failure(self.registry,
                                                       tls_context + describe_failure(exc)) from None
                 error, delay = self.network_error(exc), None
-                if not retry_connect and (isinstance(exc, Timeout)
+                if isinstance(exc, ProxyError) and exc.status == 407:
+                    raise error from None  # the proxy wants other credentials: asking again won't do
+                if not retry_connect and (isinstance(exc, Timeout | ProxyError)
                                           or describe_failure(exc) in _CONNECT_FAILURES):
                     raise error from None
             self.wait_to_retry(error, delay, attempt, deadline)
@@ -701,6 +705,8 @@ class RegistrySession:
         return redact(text, secrets + self._tokens.secrets())
 
     def network_error(self, exc: BaseException) -> JrError:
+        if isinstance(exc, ProxyError):  # named after the proxy, so that it is not mistaken for the registry
+            return proxy_failure(exc.proxy, self.registry, exc.status, describe_failure(exc))
         error = registry_errors.unreachable(self.registry, describe_failure(exc))
         if isinstance(exc, Timeout) and self.timer.budget_spent():
             self.timer.mention_budget(error)

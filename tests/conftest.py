@@ -27,8 +27,15 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
     for var in ("DOCKER_LOGIN_USERNAME", "DOCKER_LOGIN_PASSWORD", "JR_REGISTRY", "JENKINS_URL",
                 "JENKINS_USER", "JENKINS_API_TOKEN", "NEXUS_USERNAME", "NEXUS_PASSWORD",
-                "BUILD_NUMBER", "DOCKER_AUTH_CONFIG", "CI"):
+                "BUILD_NUMBER", "DOCKER_AUTH_CONFIG", "CI", "HTTP_PROXY", "HTTPS_PROXY",
+                "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"):
         monkeypatch.delenv(var, raising=False)
+    # Every Secret ever made is redacted from messages (Secret._seen): start each test with none,
+    # as a fresh process does, so that a hostile value one test made a secret cannot mask words
+    # in another test's messages.
+    from jenkins_registry.secret_types import Secret
+
+    monkeypatch.setattr(Secret, "_seen", set())
     # keyring caches its backend per process: make each test choose afresh from its environment.
     keyring.core._keyring_backend = None
     yield home

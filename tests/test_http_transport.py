@@ -7,6 +7,7 @@ certificate made here for 127.0.0.1.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import http.server
@@ -20,18 +21,20 @@ from typing import ClassVar
 
 import pytest
 
-from jenkins_registry.errors import InputFileError
+from jenkins_registry.errors import InputFileError, UsageError
 from jenkins_registry.http_transport import (
     ConnectError,
     Headers,
     HttpTransport,
+    ProxyError,
     Response,
     Timeout,
     TlsError,
     ca_bundle_from,
 )
+from jenkins_registry.proxy_env import DIRECT, ProxySettings
 from jenkins_registry.registry_session import is_untrusted_certificate
-from tests.support import services
+from tests.support import forward_proxy, services
 from tests.support.secret_checks import assert_absent
 
 SECRET = services.REGISTRY_PASSWORD
@@ -384,3 +387,144 @@ def test_a_response_made_by_hand() -> None:
     assert response.json() == {"errors": []} and response.text == '{"errors": []}'
     assert list(response.iter_content()) == [b'{"errors": []}']
     response.close()
+
+
+# -- forward proxies (tests/support/forward_proxy.py; the rules themselves: tests/test_proxy.py) ----
+
+PROXY_SECRET = "Pr0xy-Secret-5e8a41"
+ONLY_THE_PROXY_KNOWS = "origin.proxy-only"  # this process cannot resolve it; the proxy can
+
+
+def _proxied(proxy: forward_proxy.ForwardProxy, *, user: str | None = "jenkins",
+             password: str = PROXY_SECRET, no_proxy: str = "") -> ProxySettings:
+    url = proxy.url(user, password) if user is not None else proxy.url()
+    return ProxySettings.from_environ({"HTTP_PROXY": url, "HTTPS_PROXY": url, "NO_PROXY": no_proxy})
+
+
+def test_plain_http_goes_to_the_proxy_in_absolute_form() -> None:
+    """Absolute-form request line, Host of the origin, Proxy-Authorization from the proxy URL; the
+    caller's own Authorization is passed on (the origin needs it) and no other credential is
+    added; one kept-alive connection to the proxy serves every origin behind it."""
+    with _server() as base, forward_proxy.forward_proxy(
+            {ONLY_THE_PROXY_KNOWS: "127.0.0.1", "other.proxy-only": "127.0.0.1"},
+            credentials=("jenkins", PROXY_SECRET)) as proxy:
+        port = base.rsplit(":", 1)[1]
+        with HttpTransport(proxies=_proxied(proxy)) as transport:
+            for host in (ONLY_THE_PROXY_KNOWS, "other.proxy-only", ONLY_THE_PROXY_KNOWS):
+                response = transport.request("GET", f"http://{host}:{port}/blob/10",
+                                             headers={"Authorization": f"Basic {SECRET}"})
+                assert response.status_code == 200 and response.content == bytes(range(10))
+        seen = proxy.requests()
+        assert [s.target for s in seen] == [f"http://{h}:{port}/blob/10" for h in
+                                            (ONLY_THE_PROXY_KNOWS, "other.proxy-only", ONLY_THE_PROXY_KNOWS)]
+        assert seen[0].header("Host") == f"{ONLY_THE_PROXY_KNOWS}:{port}"
+        assert all(s.header("Proxy-Authorization") == _basic("jenkins", PROXY_SECRET) for s in seen)
+        assert all(s.header("Authorization") == f"Basic {SECRET}" for s in seen)
+        assert len({s.client_port for s in seen}) == 1  # pooled per proxy, whatever the origin
+        assert len(_ports()) == 3  # each forwarded by the proxy (on a connection of its own)
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def test_https_goes_through_a_connect_tunnel(tmp_path: Path) -> None:
+    """CONNECT host:port carries the proxy credentials and nothing else; TLS then runs end to end
+    with the origin, whose certificate is verified for its own name (which only the proxy
+    resolves); the tunnel is kept alive for the next request."""
+    cert, key = forward_proxy.name_certificate(tmp_path, ONLY_THE_PROXY_KNOWS)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(cert), str(key))
+    with _server(context) as base, forward_proxy.forward_proxy(
+            {ONLY_THE_PROXY_KNOWS: "127.0.0.1"}, credentials=("jenkins", PROXY_SECRET)) as proxy:
+        url = f"https://{ONLY_THE_PROXY_KNOWS}:{base.rsplit(':', 1)[1]}/blob/10"
+        with HttpTransport(ca_bundle=str(cert), proxies=_proxied(proxy)) as transport:
+            for _ in range(2):
+                response = transport.request("GET", url, headers={"Authorization": f"Basic {SECRET}"})
+                assert response.status_code == 200 and response.content == bytes(range(10))
+        with HttpTransport(proxies=_proxied(proxy)) as untrusting, pytest.raises(TlsError) as info:
+            untrusting.request("GET", url)  # the registry's certificate, not the proxy's, is checked
+        assert is_untrusted_certificate(info.value)
+        connects = proxy.requests("CONNECT")
+        assert [c.target for c in connects] == [url.split("/")[2]] * 2
+        assert proxy.requests() == connects  # nothing in clear text
+        for connect in connects:
+            assert connect.header("Proxy-Authorization") == _basic("jenkins", PROXY_SECRET)
+            assert connect.header("Authorization") is None
+            assert_absent(SECRET, repr(connect.headers))
+        assert len(set(_ports())) == 1  # two requests, one tunnel
+
+
+def test_loopback_and_no_proxy_hosts_are_reached_directly(remote: str) -> None:
+    with _server() as base, forward_proxy.forward_proxy({remote: "127.0.0.1"}) as proxy:
+        port = base.rsplit(":", 1)[1]
+        with HttpTransport(proxies=_proxied(proxy, no_proxy=remote)) as transport:
+            assert transport.request("GET", f"{base}/blob/1").status_code == 200  # 127.0.0.1
+            assert transport.request("GET", f"http://{remote}:{port}/blob/1").status_code == 200
+        assert proxy.requests() == []
+        with HttpTransport(proxies=_proxied(proxy, no_proxy="elsewhere.example")) as transport:
+            assert transport.request("GET", f"http://{remote}:{port}/blob/1").status_code == 200
+        assert [s.target for s in proxy.requests()] == [f"http://{remote}:{port}/blob/1"]
+
+
+def test_a_proxied_and_a_direct_connection_are_never_mixed(remote: str) -> None:
+    """The pool key holds the proxy: the same origin, direct then through the proxy, gets a
+    connection of each kind."""
+    with _server() as base, forward_proxy.forward_proxy({remote: "127.0.0.1"}) as proxy:
+        url = f"http://{remote}:{base.rsplit(':', 1)[1]}/blob/1"
+        with HttpTransport(proxies=DIRECT) as transport:
+            assert transport.request("GET", url).status_code == 200
+            transport.proxies = _proxied(proxy)
+            assert transport.request("GET", url).status_code == 200
+            transport.proxies = DIRECT
+            assert transport.request("GET", url).status_code == 200
+        assert len(proxy.requests()) == 1
+        first, second, third = _ports()
+        assert first == third != second
+
+
+def test_the_proxy_wants_other_credentials() -> None:
+    with forward_proxy.forward_proxy({ONLY_THE_PROXY_KNOWS: "127.0.0.1"},
+                                     credentials=("jenkins", "the-right-one")) as proxy:
+        for scheme in ("http", "https"):
+            for settings in (_proxied(proxy), _proxied(proxy, user=None)):
+                with HttpTransport(proxies=settings) as transport, pytest.raises(ProxyError) as info:
+                    transport.request("GET", f"{scheme}://{ONLY_THE_PROXY_KNOWS}:5000/v2/")
+                assert info.value.status == 407
+                assert f"127.0.0.1:{proxy.port} (HTTPS_PROXY)" in str(info.value) or \
+                    f"127.0.0.1:{proxy.port} (HTTP_PROXY)" in str(info.value)
+                assert_absent(PROXY_SECRET, str(info.value), repr(info.value), repr(settings),
+                              repr(transport))
+        assert [s.status for s in proxy.requests()] == [407] * 4
+
+
+def test_a_proxy_that_cannot_be_reached_or_never_answers() -> None:
+    port = _free_port()
+    settings = ProxySettings.from_environ(
+        {"HTTPS_PROXY": f"http://jenkins:{PROXY_SECRET}@127.0.0.1:{port}"})
+    with HttpTransport(proxies=settings) as transport, pytest.raises(ProxyError) as refused:
+        transport.request("GET", f"https://{ONLY_THE_PROXY_KNOWS}/v2/")
+    assert refused.value.status is None and "Connection refused" in str(refused.value)
+    assert f"127.0.0.1:{port} (HTTPS_PROXY)" in str(refused.value)
+    assert_absent(PROXY_SECRET, str(refused.value), repr(refused.value))
+
+    listener = socket.create_server(("127.0.0.1", 0))  # accepts, reads CONNECT, never answers
+    silent = ProxySettings.from_environ({"HTTPS_PROXY": f"127.0.0.1:{listener.getsockname()[1]}"})
+    try:
+        with HttpTransport(proxies=silent) as transport, pytest.raises(ProxyError) as info:
+            transport.request("GET", f"https://{ONLY_THE_PROXY_KNOWS}/v2/", timeout=(0.5, 5.0))
+        assert "timed out" in str(info.value) and info.value.status is None
+    finally:
+        listener.close()
+
+
+def test_an_unusable_proxy_url_is_refused_only_where_it_applies() -> None:
+    settings = ProxySettings.from_environ(
+        {"HTTPS_PROXY": f"socks5://jenkins:{PROXY_SECRET}@127.0.0.1:1080", "NO_PROXY": "direct.test"})
+    with _server() as base, HttpTransport(proxies=settings) as transport:
+        assert transport.request("GET", f"{base}/blob/1").status_code == 200  # loopback: direct
+        with pytest.raises(UsageError) as info:
+            transport.request("GET", "https://registry.example:5000/v2/")
+    assert "HTTPS_PROXY" in str(info.value) and "socks5://" in str(info.value)
+    assert "http://" in (info.value.hint or "")
+    assert_absent(PROXY_SECRET, str(info.value), info.value.hint, repr(info.value), repr(settings))
