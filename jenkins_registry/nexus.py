@@ -52,6 +52,7 @@ DOCKER_TOKEN_REALM = "DockerToken"
 DEFAULT_ANONYMOUS_USER = "anonymous"
 DEFAULT_ANONYMOUS_REALM = "NexusAuthorizingRealm"
 TIMEOUT = (5.0, 30.0)
+TASK_PAGES = 100  # pages of GET v1/tasks followed at most
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 
 
@@ -286,6 +287,30 @@ class NexusClient:
         self._call("PUT", f"v1/security/users/{quote(user_id, safe='')}/change-password",
                    text=password)
 
+    # tasks
+    def list_tasks(self) -> list[dict[str, Any]] | None:
+        """Every scheduled task (`GET v1/tasks`, following `continuationToken`, at most
+        TASK_PAGES pages); None when this Nexus has no tasks API (404: before 3.12.1)."""
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        seen: set[str] = set()
+        for _ in range(TASK_PAGES):
+            path = "v1/tasks" + (f"?continuationToken={quote(token, safe='')}" if token else "")
+            response = self._call("GET", path, missing_ok=True)
+            if response.status_code == 404:
+                return None
+            body = self._json(response)
+            if not isinstance(body, dict) or not isinstance(body.get("items"), list):
+                raise ServerError("Nexus answered the task list with an unexpected shape.")
+            items += [item for item in body["items"] if isinstance(item, dict)]
+            token = body.get("continuationToken")
+            if not token:
+                return items
+            if not isinstance(token, str) or token in seen:
+                raise ServerError("Nexus answered the task list with an unusable continuation token.")
+            seen.add(token)
+        raise ServerError(f"Nexus lists tasks over more than {TASK_PAGES} pages.")
+
     def accepts_password(self, user_id: str, password: Secret) -> bool:
         """Whether Nexus authenticates *user_id* with *password*: a request as that user, since a
         password cannot be read back. Any answer but 401 means the login worked (a push account
@@ -318,6 +343,9 @@ class Outcome(StrEnum):
     UPDATED = "updated"
     UNCHANGED = "unchanged"
     SKIPPED = "skipped"
+    PRESENT = "present"  # a check only (the cleanup tasks): found
+    MISSING = "missing"  # a check only: not found; the output says how to create it
+    UNKNOWN = "unknown"  # a check only: this Nexus cannot tell
 
 
 def docker_address(url: str, http_port: int) -> str:
@@ -457,3 +485,51 @@ def setup(client: NexusClient, options: SetupOptions, *, dry_run: bool = False) 
         ensure_docker_token_realm(client, dry_run=dry_run),
         ensure_anonymous(client, options.anonymous_pull, dry_run=dry_run),
     ]
+
+
+# Cleanup tasks ----------------------------------------------------------------------------------
+# What gives a docker repository's space back after `jr registry prune` deletes manifests: Nexus
+# marks them deleted; "Docker - Delete unused manifests and images" (type repository.docker.gc)
+# removes what no tag references, and "Admin - Compact blob store" (blobstore.compact) frees the
+# blobs on disk. Type ids and names: sonatype/nexus-public CompactBlobStoreTaskDescriptor
+# (TYPE_ID "blobstore.compact", "Admin - Compact blob store"); sonatype-nexus-community/
+# terraform-provider-sonatyperepo (TASK_TYPE_REPOSITORY_DOCKER_GC "repository.docker.gc",
+# "Docker - Delete unused manifests and images"). The list's shape, `{items: [TaskXO{id, name,
+# type, message, currentState, lastRunResult, nextRun, lastRun}], continuationToken}`:
+# sonatype-nexus-community/nexus-repo-api-client-go docs/TasksAPI.md, PageTaskXO.md, TaskXO.md.
+DOCKER_GC_TASK = "repository.docker.gc"
+COMPACT_TASK = "blobstore.compact"
+TASK_TITLES = {DOCKER_GC_TASK: "Docker - Delete unused manifests and images",
+               COMPACT_TASK: "Admin - Compact blob store"}
+
+
+def task_creation_steps(type_id: str, repository: str, blob_store: str) -> list[str]:
+    """How to create the cleanup task *type_id* in the Nexus UI, step by step."""
+    start = ("Sign in to Nexus as an administrator; Settings (gear icon) > System > Tasks > "
+             f"Create task > \"{TASK_TITLES[type_id]}\".")
+    if type_id == DOCKER_GC_TASK:
+        return [start, f"Task name: docker-gc-{repository}; Repository: {repository}; Deploy "
+                "offset in hours: 24 (what was pushed in the last day stays).",
+                "Task frequency: Daily, e.g. 01:00; Create task."]
+    return [start, f"Task name: compact-{blob_store}; Blob store: {blob_store}.",
+            "Task frequency: Daily, after the Docker task, e.g. 03:00; Create task."]
+
+
+def check_cleanup_tasks(client: NexusClient) -> list[StepResult]:
+    """Whether the two cleanup tasks exist (by type; the list does not show their settings)."""
+    tasks = client.list_tasks()
+    if tasks is None:
+        return [StepResult(step=f"task {type_id}", outcome=Outcome.UNKNOWN,
+                           detail="this Nexus has no /service/rest/v1/tasks; look in System > Tasks")
+                for type_id in TASK_TITLES]
+    results = []
+    for type_id, title in TASK_TITLES.items():
+        names = [str(task.get("name") or task.get("id") or "?") for task in tasks
+                 if task.get("type") == type_id]
+        if names:
+            results.append(StepResult(step=f"task {type_id}", outcome=Outcome.PRESENT,
+                                      detail=", ".join(sorted(names)[:5])))
+        else:
+            results.append(StepResult(step=f"task {type_id}", outcome=Outcome.MISSING,
+                                      detail=f"no \"{title}\" task: deleted images keep their space"))
+    return results

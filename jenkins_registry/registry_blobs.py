@@ -32,9 +32,10 @@ SMALL_BLOB_LIMIT = 16 * 1024 * 1024  # configs and manifests read into memory
 
 
 class BlobBody(Protocol):
-    """A blob's bytes, produced once; `digest` and `size` are valid after iteration ends."""
+    """A blob's bytes, produced once, in pieces (bytes, or views: sent without a copy); `digest`
+    and `size` are valid after iteration ends."""
 
-    def __iter__(self) -> Iterator[bytes]: ...
+    def __iter__(self) -> Iterator[bytes | memoryview]: ...
 
     @property
     def digest(self) -> str: ...
@@ -64,11 +65,11 @@ class BytesBody:
 class _Sized:
     """An iterable with a length, so the transport sends Content-Length instead of chunked."""
 
-    def __init__(self, chunks: Iterable[bytes], length: int) -> None:
+    def __init__(self, chunks: Iterable[bytes | memoryview], length: int) -> None:
         self._chunks = chunks
         self._length = length
 
-    def __iter__(self) -> Iterator[bytes]:
+    def __iter__(self) -> Iterator[bytes | memoryview]:
         return iter(self._chunks)
 
     def __len__(self) -> int:
@@ -97,7 +98,7 @@ def with_digest(location: str, digest: str) -> str:
     return f"{location}{separator}digest={digest}"
 
 
-def _rechunk(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
+def _rechunk(chunks: Iterable[bytes | memoryview], size: int) -> Iterator[bytes]:
     buffer = bytearray()
     for chunk in chunks:
         buffer += chunk
@@ -106,6 +107,31 @@ def _rechunk(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
             del buffer[:size]
     if buffer:
         yield bytes(buffer)
+
+
+_GATHER = 4096  # pieces smaller than this travel with the next piece's chunk-size line
+
+
+def _chunked(pieces: Iterable[bytes | memoryview]) -> Iterator[bytes | memoryview]:
+    """*pieces* framed for `Transfer-Encoding: chunked`, the framing sent apart from the data.
+
+    http.client frames an unsized body itself by concatenating each piece with its size line: a
+    copy of every byte uploaded. Given the header, it sends what it is given as it is. Small
+    pieces (a stored deflate block's 5-byte header) are joined to the next piece's size line, so
+    a 64 KiB view costs two sends, not four."""
+    separator = b""
+    small = b""
+    for piece in pieces:
+        if len(piece) < _GATHER:
+            small += piece
+            continue
+        yield b"%s%X\r\n%s" % (separator, len(small) + len(piece), small)
+        yield piece
+        separator, small = b"\r\n", b""
+    if small:
+        yield b"%s%X\r\n%s" % (separator, len(small), small)
+        separator = b"\r\n"
+    yield separator + b"0\r\n\r\n"
 
 
 # -- the operations --------------------------------------------------------------------------------
@@ -280,7 +306,8 @@ class BlobApiMixin:
             final = digest
         else:
             if chunk_size is None:
-                response = self._streaming("PATCH", location, repository, iter(body), octet)
+                response = self._streaming("PATCH", location, repository, _chunked(body),
+                                           {**octet, "Transfer-Encoding": "chunked"})
                 check(response, (202, 204), repository)
                 location = self._location(response, location)
             else:
@@ -326,3 +353,13 @@ class BlobApiMixin:
             raise registry_errors.generic(self._session.registry,
                                           f"blob {digest} did not match its digest")
         return data
+
+    def open_blob(self, repository: str, digest: str, *, scopes: Sequence[str] | None = None,
+                  ) -> Response:
+        """`GET` blob *digest* as a streamed answer (200, else the registry's error), for the
+        caller to read in pieces and close; *scopes* default to pulling *repository*."""
+        response = self._session.request(
+            "GET", f"/v2/{repository}/blobs/{digest}",
+            scopes=(f"repository:{repository}:pull",) if scopes is None else scopes, stream=True)
+        self._session.check(response, (200,), repository)
+        return response

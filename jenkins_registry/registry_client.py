@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import time
 import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from jenkins_registry import registry_errors
+from jenkins_registry import media_types, registry_errors
 from jenkins_registry.errors import AuthenticationError, JrError, RegistryError
-from jenkins_registry.http_transport import HttpTransport
+from jenkins_registry.http_transport import HttpTransport, Response
 from jenkins_registry.registry_auth import Challenge, delete_scopes, push_scopes
 from jenkins_registry.registry_blobs import BlobApiMixin, BlobBody, BytesBody, UploadedBlob, UploadProbe
 from jenkins_registry.registry_session import RegistrySession, RetryPolicy, Scheme, SchemePolicy
@@ -40,6 +41,23 @@ __all__ = ["BlobBody", "BytesBody", "Manifest", "RegistryClient", "RetryPolicy",
 log = logging.getLogger(__name__)
 
 MANIFEST_LIMIT = 4 << 20  # 4 MiB: what distribution accepts for a manifest, and what is read of one
+
+# The manifest kinds `jr registry` reads and writes back byte for byte: image manifests and
+# indexes (manifest lists), Docker's and OCI's (registry-notes.md §3).
+DOCKER_MANIFEST = media_types.DOCKER_MANIFEST
+OCI_MANIFEST = media_types.OCI_MANIFEST
+DOCKER_MANIFEST_LIST = media_types.DOCKER_MANIFEST_LIST
+OCI_INDEX = media_types.OCI_INDEX
+IMAGE_MANIFEST_TYPES = media_types.IMAGE_MANIFEST_TYPES
+INDEX_TYPES = media_types.INDEX_TYPES
+ANY_MANIFEST_TYPES = IMAGE_MANIFEST_TYPES + INDEX_TYPES
+TAG_PAGES = 1000  # pages of tags/list followed at most: a registry's `Link` chain is bounded
+TAG_COUNT = 100_000  # tags read at most, over all pages
+
+def pull_scopes(repository: str) -> tuple[str, ...]:
+    """The token scope a read of *repository* needs (a copy's source, a tags list)."""
+    return (f"repository:{repository}:pull",)
+
 
 @dataclass(frozen=True)
 class Manifest:
@@ -196,11 +214,13 @@ class RegistryClient(BlobApiMixin):
     # -- manifests and tags ----------------------------------------------------------------------
 
     def get_manifest(self, repository: str, reference: str, accept: Sequence[str], *,
-                     limit: int = MANIFEST_LIMIT) -> Manifest | None:
+                     limit: int = MANIFEST_LIMIT,
+                     scopes: Sequence[str] | None = None) -> Manifest | None:
         """The manifest *reference* (tag or digest) in *repository*, or None when it does not
-        exist. One larger than *limit* is refused after reading *limit* bytes of it."""
+        exist. One larger than *limit* is refused after reading *limit* bytes of it. *scopes*:
+        the token scopes asked for (default: a push's; a copy's source asks only to pull)."""
         response = self._session.request("GET", f"/v2/{repository}/manifests/{reference}",
-                                         scopes=push_scopes(repository),
+                                         scopes=push_scopes(repository) if scopes is None else scopes,
                                          headers={"Accept": ", ".join(accept)}, limit=limit)
         if response.status_code == 404:
             response.close()
@@ -282,3 +302,99 @@ class RegistryClient(BlobApiMixin):
         except (ValueError, AttributeError, TypeError):
             raise registry_errors.generic(self.registry, "tags/list was not JSON of at most "
                                           f"{MANIFEST_LIMIT >> 20} MiB") from None
+
+    def list_tags(self, repository: str, *, page_size: int | None = None) -> list[str]:
+        """Every tag of *repository* (empty when it does not exist), following `Link: <…>;
+        rel="next"` pagination, in the registry's order.
+
+        Bounded: each page is read up to MANIFEST_LIMIT, at most TAG_PAGES pages and TAG_COUNT
+        tags. A `Link` must stay on this registry's origin and this repository's tags/list (it
+        is where the credentials go next); any other is refused, as is a page seen twice.
+        """
+        path = f"/v2/{repository}/tags/list"
+        url = self._session.url(path + (f"?n={page_size}" if page_size else ""))
+        seen: set[str] = set()
+        tags: list[str] = []
+        for _ in range(TAG_PAGES):
+            seen.add(url)
+            response = self._session.request("GET", url, scopes=pull_scopes(repository),
+                                             limit=MANIFEST_LIMIT)
+            if response.status_code == 404 and not tags:
+                response.close()
+                return []
+            self._session.check(response, (200,), repository)
+            tags += self._tag_page(response, repository)
+            if len(tags) > TAG_COUNT:
+                raise registry_errors.generic(
+                    self.registry, f"{repository} lists more than {TAG_COUNT} tags; refusing to read on")
+            following = _next_link(response.headers.get("Link"), url)
+            if following is None:
+                return tags
+            if _origin_path(following) != _origin_path(self._session.url(path)):
+                raise registry_errors.generic(
+                    self.registry, "its tags/list `Link` points away from this registry's "
+                    f"{repository} tags; not followed")
+            if following in seen:
+                raise registry_errors.generic(self.registry, "its tags/list `Link` goes round in a loop")
+            url = following
+        raise registry_errors.generic(
+            self.registry, f"{repository}'s tags/list runs over more than {TAG_PAGES} pages")
+
+    def _tag_page(self, response: Response, repository: str) -> list[str]:
+        try:
+            if response.truncated:
+                raise ValueError("too large")
+            listed = response.json().get("tags") or []
+            if not isinstance(listed, list) or not all(isinstance(tag, str) for tag in listed):
+                raise ValueError("not a list of strings")
+            return list(listed)
+        except (ValueError, AttributeError, TypeError):
+            raise registry_errors.generic(
+                self.registry, f"{repository}'s tags/list was not a JSON list of tags of at most "
+                f"{MANIFEST_LIMIT >> 20} MiB") from None
+
+    def remove_manifest(self, repository: str, digest: str) -> bool:
+        """`DELETE` the manifest *digest* (and so every tag on it): True when deleted, False
+        when it was gone already. A registry that does not delete says why (405: deletion is
+        disabled), as does any other refusal."""
+        response = self._session.request("DELETE", f"/v2/{repository}/manifests/{digest}",
+                                         scopes=delete_scopes(repository))
+        status = response.status_code
+        if status in (200, 202):
+            response.close()
+            return True
+        if status == 404 and b"MANIFEST_UNKNOWN" in response.content:
+            return False
+        if status == 405:
+            response.close()
+            raise RegistryError(
+                f"The registry {self.registry} does not delete manifests (HTTP 405 unsupported): "
+                "deletion is disabled there.",
+                hint="On a distribution registry set `storage: delete: enabled: true` (or "
+                "REGISTRY_STORAGE_DELETE_ENABLED=true) and restart it. Nexus deletes components "
+                "in its UI or REST API; see docs/registry-operations.md.")
+        self._session.check(response, (202,), repository)
+        return True  # not reached: check() raised
+
+
+_LINK_NEXT = re.compile(r'<([^<>]*)>\s*;(?:[^,]*?;)?\s*rel="?next"?', re.IGNORECASE)
+
+
+def _next_link(header: str | None, current: str) -> str | None:
+    """The absolute URL a `Link: <url>; rel="next"` header points to, or None."""
+    match = _LINK_NEXT.search(header or "")
+    if match is None:
+        return None
+    try:
+        return str(urllib.parse.urljoin(current, match.group(1).strip()))
+    except ValueError:
+        return ""  # no origin: refused by the caller
+
+
+def _origin_path(url: str) -> tuple[str, str, str]:
+    """Scheme, host:port and path of *url* (lowercased origin), to compare where a Link leads."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        return parts.scheme.lower(), parts.netloc.lower(), parts.path
+    except ValueError:
+        return "", "", ""

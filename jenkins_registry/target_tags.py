@@ -18,6 +18,7 @@ import json
 import logging
 from dataclasses import dataclass
 
+from jenkins_registry import media_types
 from jenkins_registry.errors import JrError, RegistryError
 from jenkins_registry.progress import ProgressSink
 from jenkins_registry.push_target import PushTarget
@@ -25,9 +26,7 @@ from jenkins_registry.registry_client import Manifest, RegistryClient
 
 log = logging.getLogger(__name__)
 
-# image_archive's MEDIA_DOCKER_MANIFEST and MEDIA_OCI_MANIFEST (not imported: jr-push start-up)
-IMAGE_MANIFESTS = ("application/vnd.docker.distribution.manifest.v2+json",
-                   "application/vnd.oci.image.manifest.v1+json")
+IMAGE_MANIFESTS = media_types.IMAGE_MANIFEST_TYPES
 
 
 @dataclass(frozen=True)

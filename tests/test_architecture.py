@@ -148,6 +148,15 @@ def test_literal_facts_stand_in_one_module() -> None:
     assert sorted(set(assembled)) == [f"{PACKAGE}.push_target", f"{PACKAGE}.reference"]
 
 
+def test_media_types_are_written_in_one_module() -> None:
+    """Every `application/vnd.…` media type is spelled in media_types.py and imported elsewhere."""
+    spelled = sorted({module for module, path in modules().items()
+                      for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                      if isinstance(node, ast.Constant) and isinstance(node.value, str)
+                      and node.value.startswith("application/vnd.")})
+    assert spelled == [f"{PACKAGE}.media_types"]
+
+
 def test_only_the_engine_facade_imports_docker() -> None:
     offenders = []
     for module, path in modules().items():

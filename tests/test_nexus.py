@@ -712,3 +712,76 @@ def test_plan_decisions_keep_what_others_added() -> None:
     plan = plan_user({**current, "roles": ["b", "a"]}, account)
     assert plan.body is not None and plan.body["roles"] == ["b", "a", ROLE]
     assert "password" not in plan.body and plan.body["source"] == "default"
+
+
+# Cleanup tasks (issue 14) -----------------------------------------------------------------------
+def task_lines(out: str) -> dict[str, str]:
+    return {line.split(": ", 1)[0]: line.split(": ", 1)[1].split(" (", 1)[0]
+            for line in out.splitlines() if line.startswith("task ")}
+
+
+def test_setup_reports_missing_cleanup_tasks_with_the_steps_to_create_them(
+        capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+    state = new_state()
+    state.tasks = [nexus_emulator.task("db.backup", "backup"),
+                   nexus_emulator.task("repository.cleanup", "cleanup"),
+                   nexus_emulator.task("security.purge-api-keys", "purge")]  # over two pages
+    with nexus_emulator.nexus(state) as nexus:
+        code, out, err = run(setup_cmd(nexus.url), capsys, caplog)
+    assert code == 0, err
+    assert task_lines(out) == {"task repository.docker.gc": "missing",
+                               "task blobstore.compact": "missing"}
+    assert 'Create task > "Docker - Delete unused manifests and images"' in out
+    assert "Repository: docker-hosted; Deploy offset in hours: 24" in out
+    assert 'Create task > "Admin - Compact blob store"' in out
+    assert "Blob store: default." in out
+    pages = [entry for entry in state.log if entry[1] == "/service/rest/v1/tasks"]
+    assert len(pages) == 2  # the continuationToken was followed
+
+
+def test_setup_reports_present_cleanup_tasks(capsys: pytest.CaptureFixture[str],
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    state = new_state()
+    state.blob_stores.add("docker-store")
+    state.tasks = [nexus_emulator.task("repository.docker.gc", "docker gc nightly"),
+                   nexus_emulator.task("blobstore.compact", "compact docker-store")]
+    with nexus_emulator.nexus(state) as nexus:
+        code, out, err = run(setup_cmd(nexus.url, "--blob-store", "docker-store", "--dry-run"),
+                             capsys, caplog)
+    assert code == 0, err
+    assert task_lines(out.replace("dry run: ", "")) == {"task repository.docker.gc": "present",
+                                                        "task blobstore.compact": "present"}
+    assert "docker gc nightly" in out and "Create task" not in out
+    assert state.writes() == []
+
+
+def test_setup_on_a_nexus_without_the_tasks_api_says_it_cannot_tell(
+        capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+    with nexus_emulator.nexus(new_state(tasks_api=False)) as nexus:
+        code, out, err = run(setup_cmd(nexus.url), capsys, caplog)
+    assert code == 0, err
+    assert set(task_lines(out).values()) == {"unknown"} and "System > Tasks" in out
+
+
+def test_emulator_lists_tasks_for_admins_only_and_filters_by_type() -> None:
+    state = new_state()
+    state.tasks = [nexus_emulator.task("blobstore.compact", "c"),
+                   nexus_emulator.task("repository.docker.gc", "g")]
+
+    def get(url: str, user: str, password: str) -> tuple[int, Any]:
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        request = urllib.request.Request(url, headers={"Authorization": f"Basic {token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, None
+
+    with nexus_emulator.nexus(state) as nexus:
+        tasks = f"{nexus.url}/service/rest/v1/tasks"
+        assert get(tasks, "dev", "dev-pw")[0] == 403
+        status, body = get(f"{tasks}?type=blobstore.compact", "admin", ADMIN_PASSWORD)
+        assert status == 200 and [t["name"] for t in body["items"]] == ["c"]
+        assert body["continuationToken"] is None
+        assert set(body["items"][0]) == {"id", "name", "type", "message", "currentState",
+                                         "lastRunResult", "nextRun", "lastRun"}

@@ -7,6 +7,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from jenkins_registry.cli.common import add_common_options, interactive, prompt_secret
+from jenkins_registry.cli.help_text import HelpFormatter, epilog
 from jenkins_registry.credentials import DEFAULT_PASSWORD_ENV
 from jenkins_registry.errors import CredentialsError, UsageError
 
@@ -22,7 +23,8 @@ KEYRING_SERVICE = "nexus"
 
 def register(subparsers: Any) -> None:
     nexus = subparsers.add_parser("nexus", help="provision Nexus 3 for Docker",
-                                  description="Provision Nexus Repository 3 for Docker.")
+                                  description="Provision Nexus Repository 3 for Docker.",
+                                  epilog=epilog("jr nexus"), formatter_class=HelpFormatter)
     add_common_options(nexus)
     nexus_sub = nexus.add_subparsers(title="subcommands", metavar="SUBCOMMAND")
     setup = nexus_sub.add_parser(
@@ -38,6 +40,7 @@ def register(subparsers: Any) -> None:
         "browse/read/add/edit privileges, and an active local user NAME holding it (other roles "
         f"kept) whose password comes from ${DEFAULT_PASSWORD_ENV} (or --password-env), the "
         "`jr login` keyring entry for HOST:HTTP-PORT and NAME, or a prompt; never from an option.",
+        epilog=epilog("jr nexus setup"), formatter_class=HelpFormatter,
     )
     add_common_options(setup)
     setup.add_argument("--url", required=True, help="the Nexus base URL, e.g. http://10.211.55.6:8081")
@@ -128,11 +131,14 @@ def _setup(args: argparse.Namespace) -> int:
 
     from jenkins_registry.nexus import (
         NexusClient,
+        Outcome,
         SetupOptions,
+        check_cleanup_tasks,
         docker_address,
         parse_repository_name,
         parse_url,
         setup,
+        task_creation_steps,
     )
     from jenkins_registry.nexus_account import PushAccount, ensure_push_account, parse_user_id
 
@@ -161,9 +167,18 @@ def _setup(args: argparse.Namespace) -> int:
         steps = setup(client, options, dry_run=args.dry_run)
         if account is not None:
             steps += ensure_push_account(client, account, dry_run=args.dry_run)
+        tasks = check_cleanup_tasks(client)
+        stored = (client.get_docker_hosted(repository) or {}).get("storage") or {}
+    blob_store = str(stored.get("blobStoreName") or args.blob_store)
     prefix = "dry run: " if args.dry_run else ""
     for step in steps:
         print(f"{prefix}{step.step}: {step.verdict} ({step.detail})")
+    for task in tasks:
+        print(f"{prefix}{task.step}: {task.verdict} ({task.detail})")
+        if task.outcome == Outcome.MISSING:
+            for number, line in enumerate(task_creation_steps(task.step.removeprefix("task "),
+                                                              repository, blob_store), 1):
+                print(f"  {number}. {line}")
     print(f"Docker clients use {registry} (the connector port, not {url}/repository/{repository}).")
     print(f"The connector speaks plain HTTP: on every Docker host run `sudo jr docker "
           f"insecure-registry add {registry} --reload`, and open the port on the Nexus host: "

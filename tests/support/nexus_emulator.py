@@ -24,6 +24,13 @@ uses, and enforces what the documentation says the server enforces (registry-not
     exist once the repository does; a user's roles grant admin (`nx-all`) or push (`...-add`)
     rights, and only an active user authenticates;
   * `GET /service/rest/v1/repositories`: any authenticated user, the repositories it may browse.
+  * `GET /service/rest/v1/tasks[?type=…][&continuationToken=…]`: a page `{items, continuationToken}`
+    of TaskXO `{id, name, type, message, currentState, lastRunResult, nextRun, lastRun}`, admin
+    only (sonatype-nexus-community/nexus-repo-api-client-go docs/TasksAPI.md, PageTaskXO.md,
+    TaskXO.md; the type ids `repository.docker.gc` and `blobstore.compact`: nexus-public's
+    CompactBlobStoreTaskDescriptor, terraform-provider-sonatyperepo's task constants). The page
+    size is not documented; `tasks_page` sets it so that paging is exercised. With
+    `tasks_api=False` the path answers 404, as Nexus before 3.12.1 (tasks were under beta/).
 The 400 body shape (a list of `{id, message}`) is not in the notes; the client only shows its text.
 
 Optionally a repository's HTTP connector is served too (`connector(name)`), answering `/v2/` as
@@ -110,6 +117,9 @@ class NexusState:
     tokens: dict[str, str] = field(default_factory=dict)  # token -> user
     # Test hook, not Nexus behaviour: (method or "*", path prefix) -> (3xx status, Location).
     redirects: dict[tuple[str, str], tuple[int, str]] = field(default_factory=dict)
+    tasks: list[dict[str, Any]] = field(default_factory=list)  # TaskXO records (see `task`)
+    tasks_page: int = 2
+    tasks_api: bool = True
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def writes(self) -> list[tuple[str, str, Any]]:
@@ -150,6 +160,13 @@ class NexusState:
         return bool({"nx-all", f"nx-repository-view-docker-{repository}-{action}",
                      f"nx-repository-view-docker-{repository}-*", f"nx-repository-view-*-*-{action}",
                      "nx-repository-view-*-*-*"} & held)
+
+
+def task(type_id: str, name: str) -> dict[str, Any]:
+    """A TaskXO as `GET /service/rest/v1/tasks` lists it."""
+    return {"id": str(uuid.uuid4()), "name": name, "type": type_id, "message": None,
+            "currentState": "WAITING", "lastRunResult": None,
+            "nextRun": "2030-01-01T01:00:00.000+00:00", "lastRun": None}
 
 
 class _BadRequest(Exception):
@@ -450,6 +467,14 @@ class _Handler(BaseHTTPRequestHandler):
                 state.anonymous = {"enabled": enabled, "userId": user_id, "realmName": realm}
                 self._send(200, state.anonymous)
                 return
+        if rest == "v1/tasks" and method == "GET" and state.tasks_api:
+            wanted = self.query.get("type")
+            listed = [t for t in state.tasks if wanted in (None, t["type"])]
+            start = int(self.query.get("continuationToken") or 0)
+            end = start + state.tasks_page
+            self._send(200, {"items": listed[start:end],
+                             "continuationToken": str(end) if end < len(listed) else None})
+            return
         if rest.startswith("v1/security/roles"):
             self._roles(method, rest[len("v1/security/roles"):], body)
             return
