@@ -6,7 +6,10 @@ Sources understood:
     `index.json` and `blobs/sha256/…`). `manifest.json` and the config's `rootfs.diff_ids` are the
     source of truth, because `index.json` from some v25 engines is wrong (moby #47065, #47210);
   * an OCI image layout, as a directory or as a tar without `manifest.json` (`index.json` →
-    manifest → config and layers).
+    manifest → config and layers);
+  * for `jr-push`, a multi-platform image whole (`open_push_source` → `IndexSource`): an image
+    index and each of its entries, platform images and the manifests carried as they are
+    (attestations); index_push pushes it (docs/multi-arch.md).
 
 Everything that can be checked without reading the layers is checked here, before any network
 work: the JSON documents, the config digest against its name, the number of layers against
@@ -37,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Self
 
+from jenkins_registry import media_types
 from jenkins_registry.compression import Encoding, detect_encoding
 from jenkins_registry.errors import InputFileError, InvalidReferenceError, UsageError
 from jenkins_registry.reference import parse_reference
@@ -47,20 +51,20 @@ log = logging.getLogger(__name__)
 
 SourceKind = Literal["archive", "oci"]
 
-MEDIA_OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-MEDIA_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-MEDIA_OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-MEDIA_DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-MEDIA_DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-MEDIA_DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+MEDIA_OCI_INDEX = media_types.OCI_INDEX
+MEDIA_OCI_MANIFEST = media_types.OCI_MANIFEST
+MEDIA_OCI_CONFIG = media_types.OCI_CONFIG
+MEDIA_DOCKER_LIST = media_types.DOCKER_MANIFEST_LIST
+MEDIA_DOCKER_MANIFEST = media_types.DOCKER_MANIFEST
+MEDIA_DOCKER_CONFIG = media_types.DOCKER_CONFIG
+INDEX_MEDIA_TYPES = (MEDIA_OCI_INDEX, MEDIA_DOCKER_LIST)
+MANIFEST_MEDIA_TYPES = (MEDIA_OCI_MANIFEST, MEDIA_DOCKER_MANIFEST)
+# BuildKit marks the manifests of attestations (provenance, SBOM) in an index with this annotation,
+# and platform unknown/unknown: they are not images to run, but belong to the index.
+REFERENCE_TYPE = "vnd.docker.reference.type"
+REFERENCE_DIGEST = "vnd.docker.reference.digest"
 
-_LAYER_ENCODINGS: Mapping[str, Encoding] = {
-    "application/vnd.oci.image.layer.v1.tar": "none",
-    "application/vnd.oci.image.layer.v1.tar+gzip": "gzip",
-    "application/vnd.oci.image.layer.v1.tar+zstd": "zstd",
-    "application/vnd.docker.image.rootfs.diff.tar": "none",
-    "application/vnd.docker.image.rootfs.diff.tar.gzip": "gzip",
-}
+_LAYER_ENCODINGS: Mapping[str, Encoding] = media_types.LAYER_ENCODINGS
 _JSON_LIMIT = 16 * 1024 * 1024
 # Engines write neither pax nor GNU long-name headers for the names of a `docker save` archive;
 # other tools write a few hundred bytes at most. 64 KiB is generous and keeps tarfile's own
@@ -149,16 +153,85 @@ class ImageSource:
 
     def default_name(self) -> tuple[str | None, str | None]:
         """(repository path, tag) from the first recorded name, registry part dropped."""
-        for name in self.repo_tags:
-            try:
-                ref = parse_reference(name)
-            except InvalidReferenceError:
-                continue
-            path = ref.path
-            if ref.registry in (None, "docker.io", "index.docker.io") and path.startswith("library/"):
-                path = path[len("library/"):]
-            return path, ref.tag or self.ref_tag
-        return None, self.ref_tag
+        return _default_name(self.repo_tags, self.ref_tag)
+
+
+def _default_name(repo_tags: Sequence[str], ref_tag: str | None) -> tuple[str | None, str | None]:
+    for name in repo_tags:
+        try:
+            ref = parse_reference(name)
+        except InvalidReferenceError:
+            continue
+        path = ref.path
+        if ref.registry in (None, "docker.io", "index.docker.io") and path.startswith("library/"):
+            path = path[len("library/"):]
+        return path, ref.tag or ref_tag
+    return None, ref_tag
+
+
+@dataclass(frozen=True, kw_only=True)
+class CarriedBlob:
+    """A blob of an index entry that is not a platform image (an attestation): pushed as stored,
+    byte for byte. Its size and digest are checked when the source is opened."""
+
+    digest: str
+    size: int
+    location: str  # file name, for messages
+    file: Path = field(repr=False)
+    offset: int = field(repr=False)
+
+    def open(self) -> SliceReader:
+        return SliceReader(self.file, self.offset, self.size)
+
+
+@dataclass(frozen=True, kw_only=True)
+class IndexChild:
+    """One entry of an image index: a platform's image, or a manifest carried as it is."""
+
+    descriptor: Mapping[str, Any] = field(repr=False)  # the entry as the index writes it
+    manifest: bytes = field(repr=False)  # verbatim, checked against the entry's digest and size
+    media_type: str
+    digest: str
+    platform: str | None  # OS/ARCH[/VARIANT] from the entry, as `--image` selects it
+    image: ImageSource | None = None  # None: not an image (attestation, unknown platform)
+    blobs: tuple[CarriedBlob, ...] = ()  # config and layers of a carried entry
+
+    @property
+    def label(self) -> str:
+        """The platform, or what the entry is, for messages."""
+        if self.image is not None and self.platform:
+            return self.platform
+        annotations = self.descriptor.get("annotations")
+        kind = annotations.get(REFERENCE_TYPE) if isinstance(annotations, dict) else None
+        return f"{kind or 'manifest'} {self.digest[:19]}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class IndexSource:
+    """A multi-platform image: an image index (OCI, or a Docker manifest list) and its entries."""
+
+    path: Path
+    kind: SourceKind
+    index: bytes = field(repr=False)  # verbatim, checked against its digest and size
+    media_type: str
+    digest: str
+    children: tuple[IndexChild, ...]
+    repo_tags: tuple[str, ...] = ()
+    ref_tag: str | None = None
+
+    @property
+    def images(self) -> tuple[ImageSource, ...]:
+        return tuple(child.image for child in self.children if child.image is not None)
+
+    @property
+    def size(self) -> int:
+        """Bytes of the distinct layers of every platform, as stored."""
+        return sum({layer.digest or layer.location: layer.size
+                    for image in self.images for layer in image.layers}.values())
+
+    def default_name(self) -> tuple[str | None, str | None]:
+        """(repository path, tag) from the first recorded name, registry part dropped."""
+        return _default_name(self.repo_tags, self.ref_tag)
 
 
 def _corrupt(path: Path, what: str, hint: str = _HINT) -> InputFileError:
@@ -363,23 +436,37 @@ class _DirStore(_Store):
 
 def open_image_source(path: Path, kind: SourceKind, image_selector: str | None = None) -> ImageSource:
     """Open *path* as a `docker save` archive (`archive`) or an OCI layout directory (`oci`)."""
+    return _read_image(_open_store(path, kind), kind, image_selector)
+
+
+def _open_store(path: Path, kind: SourceKind) -> _Store:
     if kind == "archive":
         if path.is_dir():
             raise UsageError(f"{path} is a directory.",
                              hint="Pass a `docker save` .tar file, or use --from-oci for a layout.")
-        return open_docker_archive(path, image_selector)
-    if not path.is_dir():
-        if path.is_file():
-            return open_oci_layout(path, image_selector)  # an OCI layout packed as a tar
-        raise InputFileError(f"{path} does not exist.", hint="Check the path of the OCI layout.")
-    return open_oci_layout(path, image_selector)
+        if not path.is_file():
+            raise InputFileError(f"{path} does not exist or is not a file.", hint="Check the path.")
+        return _TarStore(path)
+    if path.is_dir():
+        return _DirStore(path)
+    if path.is_file():
+        return _TarStore(path)  # an OCI layout packed as a tar
+    raise InputFileError(f"{path} does not exist.", hint="Check the path of the OCI layout.")
+
+
+def _read_image(store: _Store, kind: SourceKind, image_selector: str | None) -> ImageSource:
+    if kind == "archive":
+        return _read_docker_archive(store, image_selector)
+    return _read_oci(store, "oci", image_selector)
 
 
 def open_docker_archive(path: Path, image_selector: str | None = None) -> ImageSource:
     """Read a `docker save` tar (classic or OCI-layout variant); a tar with only an OCI layout too."""
-    if not path.is_file():
-        raise InputFileError(f"{path} does not exist or is not a file.", hint="Check the path.")
-    store = _TarStore(path)
+    return _read_docker_archive(_open_store(path, "archive"), image_selector)
+
+
+def _read_docker_archive(store: _Store, image_selector: str | None) -> ImageSource:
+    path = store.path
     if not store.exists("manifest.json"):
         if store.exists("index.json"):
             return _read_oci(store, "archive", image_selector)
@@ -489,7 +576,8 @@ def _read_blob(store: _Store, descriptor: Mapping[str, Any], what: str) -> bytes
     return data
 
 
-def _read_oci(store: _Store, kind: SourceKind, selector: str | None) -> ImageSource:
+def _read_layout_index(store: _Store) -> Any:
+    """index.json, after checking the layout's version."""
     path = store.path
     if store.exists("oci-layout"):
         layout = _loads(path, "oci-layout", store.read("oci-layout"))
@@ -499,13 +587,25 @@ def _read_oci(store: _Store, kind: SourceKind, selector: str | None) -> ImageSou
     if not store.exists("index.json"):
         raise _corrupt(path, "it has no index.json (not an OCI image layout)",
                        hint="Pass an OCI image layout directory (with oci-layout and index.json).")
-    index = _loads(path, "index.json", store.read("index.json"))
+    return _loads(path, "index.json", store.read("index.json"))
+
+
+def _read_oci(store: _Store, kind: SourceKind, selector: str | None) -> ImageSource:
+    index = _read_layout_index(store)
     candidates: list[tuple[dict[str, Any], list[str]]] = []
     _collect_manifests(store, index, [], candidates, depth=0, budget=_IndexBudget())
-    chosen = _select_manifest(path, candidates, selector)
-    descriptor, names = chosen
+    descriptor, names = _select_manifest(store.path, candidates, selector)
     manifest = _read_blob(store, descriptor, "manifest")
-    document = _loads(path, "the manifest", manifest)
+    document = _loads(store.path, "the manifest", manifest)
+    return _image_from_manifest(store, kind, descriptor, names, manifest, document)
+
+
+def _image_from_manifest(store: _Store, kind: SourceKind, descriptor: Mapping[str, Any],
+                         names: Sequence[str], manifest: bytes, document: Any,
+                         ref_tag: str | None = None) -> ImageSource:
+    """The image an OCI or Docker schema 2 *manifest* (read and checked against *descriptor*)
+    describes: its config and layers located and checked."""
+    path = store.path
     if not isinstance(document, dict):
         raise _corrupt(path, "the manifest is not a JSON object")
     media_type = document.get("mediaType") or descriptor.get("mediaType") or MEDIA_OCI_MANIFEST
@@ -521,9 +621,7 @@ def _read_oci(store: _Store, kind: SourceKind, selector: str | None) -> ImageSou
             raise _corrupt(path, f"layer {position + 1} of the manifest is not a descriptor")
         digest = layer.get("digest")
         layer_type = str(layer.get("mediaType", ""))
-        if layer.get("urls") or "foreign" in layer_type or "nondistributable" in layer_type:
-            raise UsageError(f"{path} has a foreign (non-distributable) layer, which jr-push does not "
-                             "upload.", hint="Push this image with the Docker engine instead.")
+        _refuse_foreign(path, layer)
         if not isinstance(digest, str) or not _DIGEST_RE.match(digest):
             raise _corrupt(path, f"layer {position + 1} has no sha256 digest")
         name = _blob_name(digest)
@@ -547,8 +645,15 @@ def _read_oci(store: _Store, kind: SourceKind, selector: str | None) -> ImageSou
         path=path, kind=kind, config=config, config_digest=_sha256(config), layers=tuple(layers),
         repo_tags=tuple(names), manifest=manifest, manifest_media_type=str(media_type),
         config_media_type=config_type if isinstance(config_type, str) else None,
-        ref_tag=_ref_tag(descriptor),
+        ref_tag=ref_tag or _ref_tag(descriptor),
     )
+
+
+def _refuse_foreign(path: Path, descriptor: Mapping[str, Any]) -> None:
+    media_type = str(descriptor.get("mediaType", ""))
+    if descriptor.get("urls") or "foreign" in media_type or "nondistributable" in media_type:
+        raise UsageError(f"{path} has a foreign (non-distributable) layer, which jr-push does not "
+                         "upload.", hint="Push this image with the Docker engine instead.")
 
 
 def _names(descriptor: Mapping[str, Any]) -> list[str]:
@@ -610,7 +715,8 @@ def _collect_manifests(store: _Store, index: Any, inherited: list[str],
             out.append((descriptor, names))
 
 
-def _platform(descriptor: Mapping[str, Any]) -> str | None:
+def platform_of(descriptor: Mapping[str, Any]) -> str | None:
+    """OS/ARCH[/VARIANT] of an index entry, as `--image` selects it; None when it names none."""
     platform = descriptor.get("platform")
     if not isinstance(platform, dict):
         return None
@@ -644,7 +750,157 @@ def _labels(descriptor: Mapping[str, Any], names: Sequence[str]) -> list[str]:
         labels.append(tag)
     if isinstance(descriptor.get("digest"), str):
         labels.append(descriptor["digest"])
-    platform = _platform(descriptor)
+    platform = platform_of(descriptor)
     if platform:
         labels.append(platform)
     return labels
+
+
+# -- an image index, pushed whole -------------------------------------------------------------------
+
+
+def open_push_source(path: Path, kind: SourceKind,
+                     image_selector: str | None = None) -> ImageSource | IndexSource:
+    """What `jr-push --from-archive/--from-oci` pushes: `open_image_source`, except that a
+    multi-platform image comes back whole, as an IndexSource.
+
+    That is when index.json's entry (its only one, or the one *image_selector* names by image
+    name, tag or digest) is an image index of more than one manifest, each an image or a manifest
+    to carry as it is (attestations). A selector naming a platform (`linux/arm64`) or a manifest
+    digest picks that one image, as before. Every entry is read and checked here, before any
+    network work. A `docker save` archive whose index lacks the content of some platforms (an
+    engine saves what it pulled) is read through its manifest.json, as before.
+    """
+    store = _open_store(path, kind)
+    index = _read_index_source(store, kind, image_selector)
+    return index if index is not None else _read_image(store, kind, image_selector)
+
+
+def _read_index_source(store: _Store, kind: SourceKind, selector: str | None) -> IndexSource | None:
+    if not store.exists("index.json"):
+        return None
+    path = store.path
+    top = _read_layout_index(store)
+    entries = top.get("manifests") if isinstance(top, dict) else None
+    if not isinstance(entries, list):
+        return None  # the single-image reader says what is wrong with it
+    entries = [e for e in entries if isinstance(e, dict)]
+    if selector is not None:
+        entries = [e for e in entries if selector in _labels(e, _names(e))]
+    if len({str(e.get("digest")) for e in entries}) != 1 or entries[0].get("mediaType") not in \
+            INDEX_MEDIA_TYPES:
+        return None
+    entry = entries[0]
+    data = _read_blob(store, entry, "image index")
+    document = _loads(path, "the image index", data)
+    children = document.get("manifests") if isinstance(document, dict) else None
+    if not isinstance(children, list) or not all(isinstance(c, dict) for c in children):
+        raise _corrupt(path, f"the image index {entry['digest']} lists no manifests")
+    if len(children) > MAX_INDEX_ENTRIES:
+        raise _corrupt(path, f"its indexes list more than {MAX_INDEX_ENTRIES} entries")
+    if len(children) < 2:
+        return None  # one manifest: pushed as that image, as before
+    unsupported = {str(c.get("mediaType")) for c in children} - set(MANIFEST_MEDIA_TYPES)
+    if unsupported:
+        log.warning("%s: the image index %s lists entries of type %s, which jr-push does not push as "
+                    "part of an index; reading one image of it instead", path, entry["digest"][:19],
+                    ", ".join(sorted(unsupported)))
+        return None
+    if kind == "archive" and store.exists("manifest.json"):
+        missing = _missing_blobs(store, children)
+        if missing:
+            log.info("%s: the image index lacks %d blobs (the engine saved only some platforms); "
+                     "pushing the image manifest.json names", path, len(missing))
+            return None
+    names = list(dict.fromkeys(n for e in entries for n in _names(e)))
+    ref_tag = next((t for e in entries if (t := _ref_tag(e)) is not None), None)
+    media_type = document.get("mediaType") or entry["mediaType"]
+    return IndexSource(
+        path=path, kind=kind, index=data, media_type=str(media_type), digest=str(entry["digest"]),
+        children=tuple(_read_child(store, kind, child, names, ref_tag) for child in children),
+        repo_tags=tuple(names), ref_tag=ref_tag,
+    )
+
+
+def _missing_blobs(store: _Store, children: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The blobs of *children* the store lacks (manifests, configs, layers)."""
+    missing = []
+    for child in children:
+        digest = child.get("digest")
+        if not isinstance(digest, str) or not _DIGEST_RE.match(digest):
+            continue  # reading the entry says what is wrong with it
+        if not store.exists(_blob_name(digest)):
+            missing.append(digest)
+            continue
+        document = _loads(store.path, "a manifest", _read_blob(store, child, "manifest"))
+        if not isinstance(document, dict):
+            continue
+        layers = document.get("layers")
+        for blob in [document.get("config"), *(layers if isinstance(layers, list) else [])]:
+            digest = blob.get("digest") if isinstance(blob, dict) else None
+            if isinstance(digest, str) and _DIGEST_RE.match(digest) and \
+                    not store.exists(_blob_name(digest)):
+                missing.append(digest)
+    return missing
+
+
+def _read_child(store: _Store, kind: SourceKind, descriptor: Mapping[str, Any], names: Sequence[str],
+                ref_tag: str | None) -> IndexChild:
+    manifest = _read_blob(store, descriptor, "manifest")
+    document = _loads(store.path, "a manifest of the image index", manifest)
+    if not isinstance(document, dict):
+        raise _corrupt(store.path, f"the manifest {descriptor['digest']} is not a JSON object")
+    digest = str(descriptor["digest"])
+    image: ImageSource | None = None
+    blobs: tuple[CarriedBlob, ...] = ()
+    if _is_platform_image(descriptor, document):
+        image = _image_from_manifest(store, kind, descriptor, names, manifest, document, ref_tag)
+    else:
+        blobs = _carried_blobs(store, document, digest)
+    return IndexChild(descriptor=descriptor, manifest=manifest, digest=digest,
+                      media_type=str(document.get("mediaType") or descriptor["mediaType"]),
+                      platform=platform_of(descriptor), image=image, blobs=blobs)
+
+
+def _is_platform_image(descriptor: Mapping[str, Any], document: Mapping[str, Any]) -> bool:
+    annotations = descriptor.get("annotations")
+    if isinstance(annotations, dict) and REFERENCE_TYPE in annotations:
+        return False
+    platform = descriptor.get("platform")
+    if isinstance(platform, dict) and "unknown" in (platform.get("os"), platform.get("architecture")):
+        return False
+    config = document.get("config")
+    return isinstance(config, dict) and config.get("mediaType") in (MEDIA_OCI_CONFIG, MEDIA_DOCKER_CONFIG)
+
+
+def _carried_blobs(store: _Store, document: Mapping[str, Any], manifest: str) -> tuple[CarriedBlob, ...]:
+    """The config and layers of a manifest pushed as it is: each present, of its declared size and
+    digest (hashed here, as no DiffID checks them on the way)."""
+    path = store.path
+    config, layers = document.get("config"), document.get("layers", [])
+    if not isinstance(config, dict) or not isinstance(layers, list):
+        raise _corrupt(path, f"the manifest {manifest} has no config or layers")
+    blobs = []
+    for descriptor in [config, *layers]:
+        if not isinstance(descriptor, dict):
+            raise _corrupt(path, f"the manifest {manifest} lists a blob that is not a descriptor")
+        _refuse_foreign(path, descriptor)
+        digest, declared = descriptor.get("digest"), descriptor.get("size")
+        if not isinstance(digest, str) or not _DIGEST_RE.match(digest):
+            raise _corrupt(path, f"the manifest {manifest} lists a blob without a sha256 digest")
+        name = _blob_name(digest)
+        file, offset, size = store.locate(name)
+        if declared != size:
+            raise _corrupt(path, f"{name} has {size} bytes, the manifest {manifest} says {declared}")
+        if _hash_slice(file, offset, size) != digest:
+            raise _corrupt(path, f"{name} does not match its digest")
+        blobs.append(CarriedBlob(digest=digest, size=size, location=name, file=file, offset=offset))
+    return tuple(blobs)
+
+
+def _hash_slice(file: Path, offset: int, size: int) -> str:
+    digest = hashlib.sha256()
+    with SliceReader(file, offset, size) as reader:
+        while chunk := reader.read(1 << 20):
+            digest.update(chunk)
+    return f"sha256:{digest.hexdigest()}"

@@ -13,6 +13,7 @@ import json
 import os
 import tarfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,12 @@ from jenkins_registry.errors import InputFileError, UsageError
 from jenkins_registry.image_archive import (
     MEDIA_OCI_INDEX,
     MEDIA_OCI_MANIFEST,
+    ImageSource,
+    IndexSource,
     open_docker_archive,
     open_image_source,
     open_oci_layout,
+    open_push_source,
 )
 from tests.support import services
 
@@ -430,3 +434,258 @@ def test_broken_oci_layouts_are_refused(tmp_path: Path, damage: str, message: st
     with pytest.raises(error) as info:
         open_oci_layout(tmp_path)
     assert message in info.value.message
+
+
+# -- multi-platform image indexes (open_push_source) -------------------------------------------------
+
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+IN_TOTO = "application/vnd.in-toto+json"
+PLATFORMS = ("amd64", "arm64")
+
+
+@dataclass(frozen=True)
+class MultiArch:
+    """An OCI layout holding one multi-platform image, as `docker buildx build --platform
+    linux/amd64,linux/arm64 --output type=oci` writes it: index.json → an image index → one
+    manifest per platform (a layer shared by both) and an attestation manifest."""
+
+    layout: Path
+    index: bytes  # the image index blob, byte for byte
+    manifests: dict[str, bytes]  # "linux/amd64", "linux/arm64", "attestation" → manifest bytes
+    configs: dict[str, bytes]  # platform → config
+    tars: dict[str, list[bytes]]  # platform → its layers, uncompressed
+    blobs: dict[str, bytes]  # every blob of the layout
+
+    @property
+    def digest(self) -> str:
+        return sha(self.index)
+
+    def manifest_digest(self, key: str) -> str:
+        return sha(self.manifests[key])
+
+    def layer_blob(self, platform: str, position: int) -> Path:
+        layer = json.loads(self.manifests[platform])["layers"][position]
+        return self.layout / "blobs" / "sha256" / layer["digest"][7:]
+
+
+def platform_config(architecture: str, layers: Sequence[bytes]) -> bytes:
+    return json.dumps({
+        "architecture": architecture, "os": "linux", "config": {"Cmd": ["/app"]},
+        "rootfs": {"type": "layers", "diff_ids": [sha(layer) for layer in layers]},
+    }).encode()
+
+
+def _descriptor(media_type: str, data: bytes) -> dict[str, Any]:
+    return {"mediaType": media_type, "digest": sha(data), "size": len(data)}
+
+
+def write_multiarch(directory: Path, *, compress: bool = True, docker: bool = False,
+                    attestation: bool = True, ref_name: str | None = "v1",
+                    image_name: str | None = None) -> MultiArch:
+    """An OCI layout directory with an image index of linux/amd64 and linux/arm64 (and, unless
+    *docker* (a Docker manifest list) or not *attestation*, a BuildKit-style attestation)."""
+    blobs: dict[str, bytes] = {}
+
+    def blob(data: bytes) -> bytes:
+        blobs[sha(data)] = data
+        return data
+
+    shared = layer_tar({"etc/shared.txt": b"shared by every platform\n" * 400})
+    manifest_type = DOCKER_MANIFEST if docker else MEDIA_OCI_MANIFEST
+    layer_type = DOCKER_LAYER_GZIP if docker else OCI_LAYER + ("+gzip" if compress else "")
+    manifests: dict[str, bytes] = {}
+    configs: dict[str, bytes] = {}
+    tars: dict[str, list[bytes]] = {}
+    entries = []
+    for arch in PLATFORMS:
+        platform = f"linux/{arch}"
+        tars[platform] = [shared, layer_tar({"app": f"the {arch} program\n".encode() * 500})]
+        configs[platform] = blob(platform_config(arch, tars[platform]))
+        stored = [blob(gzip.compress(t, mtime=0) if compress or docker else t) for t in tars[platform]]
+        manifests[platform] = blob(json.dumps({
+            "schemaVersion": 2, "mediaType": manifest_type,
+            "config": _descriptor(DOCKER_CONFIG if docker else OCI_CONFIG, configs[platform]),
+            "layers": [_descriptor(layer_type, s) for s in stored]}, indent=2).encode())
+        entries.append({**_descriptor(manifest_type, manifests[platform]),
+                        "platform": {"architecture": arch, "os": "linux"}})
+    if attestation and not docker:
+        statement = blob(json.dumps({
+            "_type": "https://in-toto.io/Statement/v0.1", "predicateType": "https://slsa.dev/provenance/v0.2",
+            "subject": [{"name": "pkg:docker/app", "digest": {"sha256": sha(manifests["linux/amd64"])[7:]}}],
+            "predicate": {"builder": {"id": "test"}}}).encode())
+        config = blob(json.dumps({"architecture": "unknown", "os": "unknown", "config": {},
+                                  "rootfs": {"type": "layers", "diff_ids": [sha(statement)]}}).encode())
+        manifests["attestation"] = blob(json.dumps({
+            "schemaVersion": 2, "mediaType": MEDIA_OCI_MANIFEST, "config": _descriptor(OCI_CONFIG, config),
+            "layers": [{**_descriptor(IN_TOTO, statement),
+                        "annotations": {"in-toto.io/predicate-type": "https://slsa.dev/provenance/v0.2"}}],
+        }).encode())
+        entries.append({**_descriptor(MEDIA_OCI_MANIFEST, manifests["attestation"]),
+                        "platform": {"architecture": "unknown", "os": "unknown"},
+                        "annotations": {"vnd.docker.reference.digest": sha(manifests["linux/amd64"]),
+                                        "vnd.docker.reference.type": "attestation-manifest"}})
+    index_type = DOCKER_LIST if docker else MEDIA_OCI_INDEX
+    index = blob(json.dumps({"schemaVersion": 2, "mediaType": index_type, "manifests": entries}).encode())
+    (directory / "blobs" / "sha256").mkdir(parents=True)
+    (directory / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    for digest, data in blobs.items():
+        (directory / "blobs" / "sha256" / digest[7:]).write_bytes(data)
+    annotations = {}
+    if ref_name:
+        annotations["org.opencontainers.image.ref.name"] = ref_name
+    if image_name:
+        annotations["io.containerd.image.name"] = image_name
+    top: dict[str, Any] = _descriptor(index_type, index)
+    if annotations:
+        top["annotations"] = annotations
+    (directory / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [top]}))
+    return MultiArch(layout=directory, index=index, manifests=manifests, configs=configs, tars=tars,
+                     blobs=blobs)
+
+
+def pack(directory: Path, archive: Path, extra: Mapping[str, bytes] | None = None) -> Path:
+    """*directory* (an OCI layout) as a tar, with *extra* members added."""
+    with tarfile.open(archive, "w") as tar:
+        for path in sorted(directory.rglob("*")):
+            if path.is_file():
+                _add(tar, path.relative_to(directory).as_posix(), path.read_bytes())
+        for name, data in (extra or {}).items():
+            _add(tar, name, data)
+    return archive
+
+
+def test_an_index_of_platforms_opens_whole(tmp_path: Path) -> None:
+    built = write_multiarch(tmp_path, image_name="registry.example/team/multi:v1")
+    source = open_push_source(tmp_path, "oci")
+    assert isinstance(source, IndexSource)
+    assert source.index == built.index and source.digest == built.digest
+    assert source.media_type == MEDIA_OCI_INDEX
+    assert [c.platform for c in source.children] == ["linux/amd64", "linux/arm64", "unknown/unknown"]
+    amd64, arm64, attestation = source.children
+    assert amd64.image is not None and arm64.image is not None and attestation.image is None
+    assert amd64.manifest == built.manifests["linux/amd64"] and amd64.image.manifest == amd64.manifest
+    assert amd64.image.config == built.configs["linux/amd64"]
+    assert amd64.image.diff_ids == tuple(sha(t) for t in built.tars["linux/amd64"])
+    assert amd64.image.layers[0].digest == arm64.image.layers[0].digest  # the shared layer
+    assert attestation.manifest == built.manifests["attestation"]
+    assert attestation.label.startswith("attestation-manifest sha256:")
+    assert len(attestation.blobs) == 2 and all(b.digest in built.blobs for b in attestation.blobs)
+    with attestation.blobs[1].open() as reader:
+        assert sha(reader.read(attestation.blobs[1].size)) == attestation.blobs[1].digest
+    assert source.default_name() == ("team/multi", "v1")
+    shared, own = (len(gzip.compress(t, mtime=0)) for t in built.tars["linux/amd64"])
+    assert source.size == shared + own + len(gzip.compress(built.tars["linux/arm64"][1], mtime=0))
+    # a name, a tag or the digest of the index.json entry selects it whole too
+    for selector in ("registry.example/team/multi:v1", "team/multi:v1", "v1", built.digest):
+        assert isinstance(open_push_source(tmp_path, "oci", selector), IndexSource)
+    # the same layout packed as a tar (what --from-archive gets)
+    packed = open_push_source(pack(tmp_path, tmp_path.parent / "multi.tar"), "archive")
+    assert isinstance(packed, IndexSource) and packed.index == built.index
+
+
+def test_a_platform_or_a_manifest_digest_selects_one_image(tmp_path: Path) -> None:
+    built = write_multiarch(tmp_path)
+    arm64 = open_push_source(tmp_path, "oci", "linux/arm64")
+    assert isinstance(arm64, ImageSource) and arm64.manifest == built.manifests["linux/arm64"]
+    by_digest = open_push_source(tmp_path, "oci", built.manifest_digest("linux/amd64"))
+    assert isinstance(by_digest, ImageSource) and by_digest.config == built.configs["linux/amd64"]
+    assert open_image_source(tmp_path, "oci", "linux/arm64").manifest == built.manifests["linux/arm64"]
+    with pytest.raises(UsageError, match="image manifests"):  # the single-image reader still asks
+        open_image_source(tmp_path, "oci")
+
+
+def test_a_docker_manifest_list_opens_whole(tmp_path: Path) -> None:
+    built = write_multiarch(tmp_path, docker=True)
+    source = open_push_source(tmp_path, "oci")
+    assert isinstance(source, IndexSource) and source.media_type == DOCKER_LIST
+    assert [c.media_type for c in source.children] == [DOCKER_MANIFEST] * 2
+    assert all(c.image is not None for c in source.children) and source.digest == built.digest
+
+
+def test_an_index_of_one_manifest_is_that_image(tmp_path: Path) -> None:
+    manifest = write_oci_dir(tmp_path, sample_layers())
+    nested = json.dumps({"schemaVersion": 2, "mediaType": MEDIA_OCI_INDEX, "manifests": [{
+        "mediaType": MEDIA_OCI_MANIFEST, "digest": sha(manifest), "size": len(manifest),
+        "platform": {"os": "linux", "architecture": "amd64"}}]}).encode()
+    (tmp_path / "blobs" / "sha256" / sha(nested)[7:]).write_bytes(nested)
+    (tmp_path / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
+        {"mediaType": MEDIA_OCI_INDEX, "digest": sha(nested), "size": len(nested)}]}))
+    source = open_push_source(tmp_path, "oci")
+    assert isinstance(source, ImageSource) and source.manifest == manifest
+
+
+@pytest.mark.parametrize("damage,message", [
+    ("missing_layer", "is missing"),
+    ("attestation_bytes", "does not match its digest"),
+    ("attestation_size", "the manifest sha256:"),
+    ("index_bytes", "does not match its content"),
+    ("config_diff_ids", "2 layers but its config lists 1 diff_ids"),
+])
+def test_a_broken_index_entry_is_refused(tmp_path: Path, damage: str, message: str) -> None:
+    built = write_multiarch(tmp_path)
+    blob_dir = tmp_path / "blobs" / "sha256"
+    attestation = json.loads(built.manifests["attestation"])
+    statement = blob_dir / attestation["layers"][0]["digest"][7:]
+    if damage == "missing_layer":
+        built.layer_blob("linux/arm64", 1).unlink()
+    elif damage == "attestation_bytes":
+        statement.write_bytes(statement.read_bytes().replace(b"test", b"TEST"))
+    elif damage == "attestation_size":
+        statement.write_bytes(statement.read_bytes() + b" ")
+    elif damage == "index_bytes":
+        (blob_dir / built.digest[7:]).write_bytes(built.index + b"\n")
+    elif damage == "config_diff_ids":
+        config = json.loads(built.configs["linux/arm64"])
+        config["rootfs"]["diff_ids"] = config["rootfs"]["diff_ids"][:1]
+        # a consistent layout (digests match) whose arm64 config is wrong
+        new_config = json.dumps(config).encode()
+        (blob_dir / sha(new_config)[7:]).write_bytes(new_config)
+        manifest = json.loads(built.manifests["linux/arm64"])
+        manifest["config"] = _descriptor(OCI_CONFIG, new_config)
+        new_manifest = json.dumps(manifest).encode()
+        (blob_dir / sha(new_manifest)[7:]).write_bytes(new_manifest)
+        index = json.loads(built.index)
+        index["manifests"][1].update(_descriptor(MEDIA_OCI_MANIFEST, new_manifest))
+        new_index = json.dumps(index).encode()
+        (blob_dir / sha(new_index)[7:]).write_bytes(new_index)
+        (tmp_path / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
+            _descriptor(MEDIA_OCI_INDEX, new_index)]}))
+    with pytest.raises(InputFileError) as info:
+        open_push_source(tmp_path, "oci")
+    assert message in info.value.message and str(tmp_path) in info.value.message
+
+
+def test_an_engine_save_lacking_other_platforms_uses_manifest_json(tmp_path: Path) -> None:
+    """An engine with the containerd store saves the index of a pulled image but only the layers
+    of its own platform: manifest.json names that image, which is pushed as before."""
+    layout = tmp_path / "layout"
+    layout.mkdir()
+    built = write_multiarch(layout, attestation=False, image_name="docker.io/team/app:v1")
+    built.layer_blob("linux/arm64", 1).unlink()
+    amd64 = json.loads(built.manifests["linux/amd64"])
+    archive = pack(layout, tmp_path / "saved.tar", {"manifest.json": json.dumps([{
+        "Config": f"blobs/sha256/{amd64['config']['digest'][7:]}", "RepoTags": ["team/app:v1"],
+        "Layers": [f"blobs/sha256/{layer['digest'][7:]}" for layer in amd64["layers"]]}]).encode()})
+    source = open_push_source(archive, "archive")
+    assert isinstance(source, ImageSource) and source.config == built.configs["linux/amd64"]
+    assert source.default_name() == ("team/app", "v1")
+    # complete, the same archive is pushed whole
+    complete = pack(write_multiarch(tmp_path / "full", attestation=False).layout, tmp_path / "full.tar",
+                    {"manifest.json": b"[]"})
+    assert isinstance(open_push_source(complete, "archive"), IndexSource)
+
+
+def test_an_index_listing_an_index_is_read_as_before(tmp_path: Path) -> None:
+    built = write_multiarch(tmp_path, attestation=False)
+    index = json.loads(built.index)
+    index["manifests"].append(_descriptor(MEDIA_OCI_INDEX, built.index))
+    outer = json.dumps(index).encode()
+    (tmp_path / "blobs" / "sha256" / sha(outer)[7:]).write_bytes(outer)
+    (tmp_path / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
+        _descriptor(MEDIA_OCI_INDEX, outer)]}))
+    with pytest.raises(UsageError, match="4 image manifests"):  # amd64, arm64, and both again
+        open_push_source(tmp_path, "oci")
