@@ -1,20 +1,23 @@
-"""Benchmark: daemonless `jr-push --from-archive` against `skopeo copy` and `docker push`.
+"""Benchmark: daemonless `jr-push --from-archive` against `skopeo copy`, per kind of content.
 
-One run on one machine: a ~600 MB image in 4 layers (random bytes, text-like bytes, 2,000 small
-files, binary-like records) is built FROM scratch with COPY in a real dockerd and saved once with
-`docker save`. Each round starts a fresh registry (so no tool can mount or skip blobs pushed in an
-earlier round) and pushes, to fresh repository names:
-  * `jr-push --from-archive` (the CLI, a subprocess; gzip);
-  * `skopeo copy docker-archive:… docker://…` (credentials through a temporary --authfile);
-  * `docker push` through the engine (SDK, auth_config);
-  * `jr-push --from-archive` again to the same tag (the unchanged re-push), also measured
-    in-process (the library call without interpreter start-up).
-Prints medians of 3 rounds, the ratios against the targets (jr ≤ 0.5 × skopeo, ≤ 0.25 × docker push,
-re-push ≤ 0.2 s) and peak RSS per process (from wait4). `--rss-gb 1` adds a synthetic 1 GB archive
-pushed once to check the memory bound; `--compressors` measures the deflate backends.
+One command, one run, one machine:
 
-Usage: .venv/bin/python benchmarks/bench_daemonless.py [--rounds 3] [--scale 1.0] [--rss-gb 1]
-Uses JR_TEST_DOCKER_HOST when set (an existing engine), else starts a private dockerd.
+    .venv/bin/python benchmarks/bench_daemonless.py [--rounds 3] [--scale 1.0] [--rss-gb 1]
+
+For each image of benchmarks/image_content.py (random-heavy, jar-like, text-heavy; ~600 MB each at
+scale 1.0, written straight as `docker save` archives), each round pushes, in an order rotated per
+round, each push to a fresh registry (storage on /dev/shm, so no tool can skip or mount blobs and
+writeback of one push cannot stall the next), dirty pages flushed and the archive in the page
+cache before each:
+  * `jr-push --from-archive` (the CLI as a subprocess; gzip, the default);
+  * `jr-push --from-archive --compression none` — the floor: the same bytes uploaded uncompressed;
+  * `skopeo copy docker-archive:… docker://…` (gzip; credentials in a temporary --authfile);
+  * after the gzip push, the same `jr-push` again (the unchanged re-push, a whole process).
+It prints a table per content kind: medians of wall time, user+sys CPU of the pusher and of the
+registry, peak RSS, the lower bound (CPU of both) / cores, and the ratios jr/skopeo and gzip/none
+against the targets. `--rss-gb 1` pushes a synthetic 1 GB archive once for the memory bound;
+`--compressors` compares deflate backends; `--docker` also times `docker push` (slow).
+`--content-dir DIR` keeps the archives between runs (they are deterministic).
 """
 
 from __future__ import annotations
@@ -22,16 +25,12 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
-import hashlib
-import io
 import json
 import os
-import random
 import shutil
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -40,73 +39,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import image_content  # noqa: E402
 
 from tests.support import services  # noqa: E402
 
 PYTHON = sys.executable
 JR_PUSH = str(Path(PYTHON).with_name("jr-push"))
 MB = 1024 * 1024
-
-
-# -- image content --------------------------------------------------------------------------------
-
-
-def _text_chunks(rng: random.Random, size: int) -> Iterator[bytes]:
-    """Text-like bytes: words from a fixed vocabulary, lines of varying length."""
-    vocabulary = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 11)))
-                  for _ in range(20000)]
-    vocabulary += ["the", "and", "of", "to", "in", "is", "for", "on", "with", "as"] * 200
-    produced = 0
-    while produced < size:
-        words = rng.choices(vocabulary, k=170000)
-        chunk = " ".join(words).replace(" q", "\nq").encode()[: min(MB, size - produced)]
-        produced += len(chunk)
-        yield chunk
-
-
-def _binary_chunks(rng: random.Random, size: int) -> Iterator[bytes]:
-    """Binary-like records: a random half, a structured half (zeros, counters, repeated tables)."""
-    produced = 0
-    counter = 0
-    while produced < size:
-        parts = []
-        for _ in range(256):
-            counter += 1
-            parts.append(rng.randbytes(2048))
-            parts.append(counter.to_bytes(8, "little") * 64 + bytes(1024 + rng.randint(0, 512)))
-        chunk = b"".join(parts)[: min(MB, size - produced)]
-        produced += len(chunk)
-        yield chunk
-
-
-def write_context(directory: Path, scale: float) -> None:
-    rng = random.Random(20240601)
-    sizes = {"random": int(200 * MB * scale), "text": int(200 * MB * scale),
-             "binary": int(100 * MB * scale)}
-    with open(directory / "random.bin", "wb") as out:
-        for _ in range(sizes["random"] // MB):
-            out.write(os.urandom(MB))
-    with open(directory / "text.txt", "wb") as out:
-        for chunk in _text_chunks(rng, sizes["text"]):
-            out.write(chunk)
-    with open(directory / "records.bin", "wb") as out:
-        for chunk in _binary_chunks(rng, sizes["binary"]):
-            out.write(chunk)
-    files = directory / "files"
-    files.mkdir()
-    text = b"".join(_text_chunks(rng, 8 * MB))
-    per_file = int(50 * 1024 * scale)
-    for index in range(2000):
-        start = rng.randrange(0, len(text) - per_file)
-        body = text[start:start + per_file // 2] + rng.randbytes(per_file // 2) \
-            if index % 4 == 0 else text[start:start + per_file]
-        sub = files / f"d{index % 40:02d}"
-        sub.mkdir(exist_ok=True)
-        (sub / f"file-{index:04d}.dat").write_bytes(body)
-    (directory / "Dockerfile").write_text(
-        "FROM scratch\nCOPY random.bin /data/random.bin\nCOPY text.txt /data/text.txt\n"
-        "COPY files /data/files\nCOPY records.bin /data/records.bin\n"
-    )
+CORES = os.cpu_count() or 1
 
 
 # -- measuring ------------------------------------------------------------------------------------
@@ -115,8 +57,8 @@ def write_context(directory: Path, scale: float) -> None:
 @dataclass
 class Run:
     wall: float  # seconds
-    cpu: float  # CPU seconds of the pushing process (jr, skopeo) or of dockerd (docker push)
-    registry_cpu: float  # CPU seconds the registry spent receiving
+    cpu: float  # user+sys CPU seconds of the pushing process (dockerd for docker push)
+    registry_cpu: float  # CPU seconds the registry spent meanwhile
     rss_mb: int = 0  # peak RSS of the pushing process
 
 
@@ -164,37 +106,14 @@ def jr_env(registry: services.Registry) -> dict[str, str]:
     return env
 
 
-def jr_push(archive: Path, registry: services.Registry, repo: str, tag: str) -> Run:
+def jr_push(archive: Path, registry: services.Registry, repo: str, compression: str = "gzip") -> Run:
     return run_measured([JR_PUSH, "--from-archive", str(archive), "--registry", registry.host,
-                         "--name", repo, "--tag", tag, "--quiet"], jr_env(registry),
-                        registry.process.pid)[0]
+                         "--name", repo, "--tag", "v1", "--compression", compression, "--quiet"],
+                        jr_env(registry), registry.process.pid)[0]
 
 
-IN_PROCESS = """
-import sys, time
-import requests  # imported lazily by the library; not part of the push itself
-from pathlib import Path
-from jenkins_registry.secret_types import Secret, UsernamePassword
-from jenkins_registry.daemonless_push import SourcePushOptions, push_source
-from jenkins_registry.progress import NullProgress
-from jenkins_registry.push_target import parse_request
-import os
-creds = UsernamePassword(username=os.environ["DOCKER_LOGIN_USERNAME"],
-                         password=Secret(os.environ["DOCKER_LOGIN_PASSWORD"]), source="env")
-start = time.perf_counter()
-push_source(Path(sys.argv[1]), "archive", parse_request(sys.argv[2], sys.argv[3], [sys.argv[4]]), creds,
-            NullProgress(), SourcePushOptions())
-print(time.perf_counter() - start, file=sys.stderr)
-"""
-
-
-def jr_in_process(archive: Path, registry: services.Registry, repo: str, tag: str) -> float:
-    _, err = run_measured([PYTHON, "-c", IN_PROCESS, str(archive), registry.host, repo, tag],
-                          jr_env(registry), registry.process.pid)
-    return float(err.strip().splitlines()[-1])
-
-
-def skopeo_push(archive: Path, registry: services.Registry, repo: str, tag: str, workdir: Path) -> Run:
+def skopeo_push(archive: Path, registry: services.Registry, repo: str, workdir: Path) -> Run:
+    # the credentials go in a private authfile, never in argv
     auth = workdir / "auth.json"
     token = base64.b64encode(f"{registry.username}:{registry.password}".encode()).decode()
     fd = os.open(auth, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -204,20 +123,20 @@ def skopeo_push(archive: Path, registry: services.Registry, repo: str, tag: str,
     try:
         return run_measured(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", "--authfile",
                              str(auth), f"docker-archive:{archive}",
-                             f"docker://{registry.host}/{repo}:{tag}"], env, registry.process.pid)[0]
+                             f"docker://{registry.host}/{repo}:v1"], env, registry.process.pid)[0]
     finally:
         auth.unlink()
 
 
 def docker_push(client: object, engine_pid: int | None, image: str, registry: services.Registry,
-                repo: str, tag: str) -> Run:
+                repo: str) -> Run:
     target = f"{registry.host}/{repo}"
-    client.images.get(image).tag(target, tag=tag)  # type: ignore[attr-defined]
+    client.images.get(image).tag(target, tag="v1")  # type: ignore[attr-defined]
     os.sync()
     engine_before = proc_cpu(engine_pid) if engine_pid else 0.0
     registry_before = proc_cpu(registry.process.pid)
     start = time.perf_counter()
-    for event in client.api.push(target, tag=tag, stream=True, decode=True,  # type: ignore[attr-defined]
+    for event in client.api.push(target, tag="v1", stream=True, decode=True,  # type: ignore[attr-defined]
                                  auth_config={"username": registry.username,
                                               "password": registry.password}):
         if "errorDetail" in event:
@@ -225,70 +144,25 @@ def docker_push(client: object, engine_pid: int | None, image: str, registry: se
     elapsed = time.perf_counter() - start
     run = Run(wall=elapsed, cpu=(proc_cpu(engine_pid) - engine_before) if engine_pid else float("nan"),
               registry_cpu=proc_cpu(registry.process.pid) - registry_before)
-    client.images.remove(f"{target}:{tag}")  # type: ignore[attr-defined]
+    client.images.remove(f"{target}:v1")  # type: ignore[attr-defined]
     return run
-
-
-# -- the synthetic 1 GB archive for the memory bound ---------------------------------------------
-
-
-def synthetic_archive(path: Path, total: int) -> None:
-    """A classic `docker save` archive with 4 layers (each a tar of one file) totalling *total*."""
-    rng = random.Random(7)
-    layer_files = []
-    diff_ids = []
-    work = path.parent / "synthetic"
-    work.mkdir(exist_ok=True)
-    for index in range(4):
-        layer = work / f"layer{index}.tar"
-        payload = work / "payload"
-        with open(payload, "wb") as out:
-            chunks = _text_chunks(rng, total // 4) if index % 2 else (
-                os.urandom(min(MB, total // 4 - n)) for n in range(0, total // 4, MB))
-            for chunk in chunks:
-                out.write(chunk)
-        with tarfile.open(layer, "w") as tar:
-            tar.add(payload, arcname=f"data/part{index}.bin")
-        payload.unlink()
-        digest = hashlib.sha256()
-        with open(layer, "rb") as handle:
-            for block in iter(lambda: handle.read(MB), b""):
-                digest.update(block)
-        diff_ids.append(f"sha256:{digest.hexdigest()}")
-        layer_files.append(layer)
-    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
-                         "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
-    config_name = hashlib.sha256(config).hexdigest() + ".json"
-    manifest = json.dumps([{"Config": config_name, "RepoTags": ["synthetic/big:1"],
-                            "Layers": [f"l{i}/layer.tar" for i in range(4)]}]).encode()
-    with tarfile.open(path, "w") as tar:
-        for name, data in ((config_name, config), ("manifest.json", manifest)):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-        for index, layer in enumerate(layer_files):
-            tar.add(layer, arcname=f"l{index}/layer.tar")
-            layer.unlink()
-    work.rmdir()
 
 
 # -- compressor micro-benchmark ------------------------------------------------------------------
 
 
 def compressors() -> None:
+    import random
     import zlib
 
     rng = random.Random(3)
-    samples = {"text": b"".join(_text_chunks(rng, 32 * MB)), "random": os.urandom(32 * MB)}
+    samples = {"text": b"".join(image_content.text_chunks(rng, 32 * MB)), "random": rng.randbytes(32 * MB)}
     modules: list[tuple[str, object, int]] = [("zlib level 1", zlib, 1), ("zlib level 6", zlib, 6)]
     with contextlib.suppress(ImportError):
         from isal import isal_zlib
 
-        modules += [("isal igzip level 1", isal_zlib, 1), ("isal igzip level 2", isal_zlib, 2)]
-    with contextlib.suppress(ImportError):
-        from zlib_ng import zlib_ng
-
-        modules += [("zlib-ng level 1", zlib_ng, 1)]
+        modules += [("isal igzip level 0", isal_zlib, 0), ("isal igzip level 1", isal_zlib, 1),
+                    ("isal igzip level 2", isal_zlib, 2)]
     print("\ndeflate backends, one core, 1 MiB blocks (MB/s, compressed/original):")
     for name, module, level in modules:
         row = []
@@ -311,11 +185,11 @@ def _median(runs: Sequence[Run], field: str) -> float:
 
 
 @contextlib.contextmanager
-def registry_on_tmpfs(enabled: bool) -> Iterator[services.Registry]:
-    """A fresh registry; its storage on /dev/shm when *enabled*, so that disk writeback left by
+def fresh_registry(tmpfs: bool) -> Iterator[services.Registry]:
+    """A fresh registry; its storage on /dev/shm when *tmpfs*, so that disk writeback left by
     one run (every push writes hundreds of MB) cannot stall the next."""
     saved = tempfile.tempdir
-    if enabled:
+    if tmpfs:
         tempfile.tempdir = "/dev/shm"
     try:
         with services.registry() as registry:
@@ -325,101 +199,137 @@ def registry_on_tmpfs(enabled: bool) -> Iterator[services.Registry]:
         tempfile.tempdir = saved
 
 
+def warm(archive: Path) -> None:
+    """Read the archive, so that every tool finds it in the page cache."""
+    with open(archive, "rb") as handle:
+        while handle.read(8 * MB):
+            pass
+
+
+TOOLS = ("jr gzip", "jr none", "skopeo")
+
+
+def report(kind: str, runs: dict[str, list[Run]], archive_mb: float) -> dict[str, float]:
+    print(f"\n{kind} ({archive_mb:.0f} MB archive), medians of {len(runs['jr gzip'])} rounds; "
+          f"CPU = user+sys seconds; bound = (CPU of pusher + registry) / {CORES} cores")
+    print(f"  {'':28s} {'wall s':>7s} {'pusher CPU':>10s} {'registry CPU':>12s} {'bound s':>8s} "
+          f"{'peak RSS':>9s}")
+    labels = {"jr gzip": "jr-push (gzip)", "jr none": "jr-push --compression none",
+              "skopeo": "skopeo copy (gzip)", "docker": "docker push (engine CPU)",
+              "repush": "jr-push re-push, unchanged"}
+    for name, label in labels.items():
+        if runs.get(name):
+            r = runs[name]
+            cpu, reg = _median(r, "cpu"), _median(r, "registry_cpu")
+            rss = f"{max(x.rss_mb for x in r)} MB" if name != "docker" else "-"
+            print(f"  {label:28s} {_median(r, 'wall'):7.3f} {cpu:10.2f} {reg:12.2f} "
+                  f"{(cpu + reg) / CORES:8.2f} {rss:>9s}")
+    gz, none, sk = (_median(runs[t], "wall") for t in TOOLS)
+    target_none = 1.6 if kind == "text-heavy" else 1.3
+    ratios = {"jr/skopeo": gz / sk, "gzip/none": gz / none, "repush": _median(runs["repush"], "wall")}
+    print(f"  ratio jr gzip / skopeo     {ratios['jr/skopeo']:6.2f}   (target <= 0.50"
+          f"{', stretch 0.35' if kind == 'text-heavy' else ''})")
+    print(f"  ratio jr gzip / jr none    {ratios['gzip/none']:6.2f}   (target <= {target_none})")
+    print(f"  unchanged re-push          {ratios['repush']:6.3f} s (target <= 0.2 s)")
+    return ratios
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--scale", type=float, default=1.0, help="image size factor (1.0 ≈ 600 MB)")
+    parser.add_argument("--kinds", nargs="+", default=list(image_content.KINDS),
+                        choices=image_content.KINDS)
     parser.add_argument("--rss-gb", type=float, default=1.0, help="synthetic archive size (0 = skip)")
     parser.add_argument("--compressors", action="store_true", help="also compare deflate backends")
-    parser.add_argument("--skip-docker", action="store_true", help="do not time docker push")
+    parser.add_argument("--docker", action="store_true", help="also time docker push (slow)")
     parser.add_argument("--disk", action="store_true",
                         help="keep the registry's storage on disk instead of /dev/shm")
-    parser.add_argument("--keep-archive", type=Path, metavar="FILE",
-                        help="also copy the docker save archive to FILE (for profiling)")
+    parser.add_argument("--content-dir", type=Path, metavar="DIR",
+                        help="write the archives here and reuse them in later runs")
     args = parser.parse_args(argv)
-
-    import docker
 
     if shutil.which("skopeo") is None:
         print("skopeo is not installed (apt-get install skopeo)", file=sys.stderr)
         return 2
     tmpfs = not args.disk and Path("/dev/shm").is_dir()
     work = Path(tempfile.mkdtemp(prefix="jr-bench-"))
-    runs: dict[str, list[Run]] = {"jr": [], "skopeo": [], "docker": [], "repush": []}
-    repush_lib: list[float] = []
+    content = args.content_dir or work
+    content.mkdir(parents=True, exist_ok=True)
+    print(f"{CORES} cores, load average {os.getloadavg()[0]:.2f}; registry storage on "
+          f"{'/dev/shm' if tmpfs else 'disk'}", flush=True)
+    summary: dict[str, dict[str, float]] = {}
     try:
-        with services.docker_engine() as engine:
-            client = docker.DockerClient(base_url=engine.host, timeout=600)
-            context = work / "context"
-            context.mkdir()
-            print(f"writing the build context (scale {args.scale}) ...", flush=True)
-            write_context(context, args.scale)
-            print("building FROM scratch in dockerd ...", flush=True)
-            image, _ = client.images.build(path=str(context), tag="jr-bench/app:1", rm=True)
-            shutil.rmtree(context)
-            archive = work / "app.tar"
-            with open(archive, "wb") as out:
-                for chunk in client.images.get("jr-bench/app:1").save(named=True):
-                    out.write(chunk)
-            if args.keep_archive:
-                shutil.copyfile(archive, args.keep_archive)
-            sizes = [layer["Size"] for layer in client.api.history("jr-bench/app:1") if layer["Size"]]
-            print(f"image {image.id[:19]}: {len(image.attrs['RootFS']['Layers'])} layers "
-                  f"({', '.join(f'{s / 1e6:.0f} MB' for s in sizes)}), archive "
-                  f"{archive.stat().st_size / 1e6:.0f} MB; registry storage on "
-                  f"{'/dev/shm' if tmpfs else 'disk'}", flush=True)
-            subprocess.run([PYTHON, "-c", "import jenkins_registry.cli.push, jenkins_registry."
-                            "daemonless_push, jenkins_registry.keyring_store, requests, keyring"],
-                           env=python_env(), check=True)  # compile once
+        archives: dict[str, Path] = {}
+        for kind in args.kinds:
+            path = content / f"{kind}-{args.scale:g}.tar"
+            if not path.exists():
+                print(f"writing the {kind} archive (scale {args.scale:g}) ...", flush=True)
+                image_content.write_archive(kind, path, args.scale)
+            archives[kind] = path
+        subprocess.run([PYTHON, "-c", "import jenkins_registry.cli.push, jenkins_registry."
+                        "daemonless_push, jenkins_registry.compression"],
+                       env=python_env(), check=True)  # compile once
+        engine_cm = services.docker_engine() if args.docker else contextlib.nullcontext()
+        with engine_cm as engine:
+            client = None
+            if engine is not None:
+                import docker
+
+                client = docker.DockerClient(base_url=engine.host, timeout=600)
+                for path in archives.values():
+                    with open(path, "rb") as handle:
+                        client.images.load(handle.read())
+            all_runs = {kind: {name: [] for name in (*TOOLS, "repush", "docker")}
+                        for kind in args.kinds}  # type: dict[str, dict[str, list[Run]]]
             for round_index in range(args.rounds):
-                with registry_on_tmpfs(tmpfs) as registry:
-                    with open(archive, "rb") as handle:  # warm the page cache equally for everyone
-                        while handle.read(8 * MB):
-                            pass
-                    suffix = f"r{round_index}-{int(time.time())}"
-                    runs["jr"].append(jr_push(archive, registry, f"bench/jr-{suffix}", "v1"))
-                    runs["repush"].append(jr_push(archive, registry, f"bench/jr-{suffix}", "v1"))
-                    repush_lib.append(jr_in_process(archive, registry, f"bench/jr-{suffix}", "v1"))
-                    runs["skopeo"].append(skopeo_push(archive, registry, f"bench/skopeo-{suffix}", "v1",
-                                                      work))
-                    if not args.skip_docker:
-                        runs["docker"].append(docker_push(client, engine.pid, "jr-bench/app:1", registry,
-                                                          f"bench/docker-{suffix}", "v1"))
-                    line = ", ".join(f"{name} {r[-1].wall:.2f} s" for name, r in runs.items() if r)
-                    print(f"round {round_index + 1}: {line} (re-push library {repush_lib[-1]:.3f} s)",
-                          flush=True)
-            client.images.remove("jr-bench/app:1", force=True)
-            client.close()
+                for kind, archive in archives.items():
+                    runs = all_runs[kind]
+                    order = list(TOOLS)
+                    order = order[round_index % 3:] + order[:round_index % 3]
+                    line = []
+                    for tool in order:
+                        with fresh_registry(tmpfs) as registry:
+                            warm(archive)
+                            repo = f"bench/{tool.replace(' ', '-')}-{round_index}"
+                            if tool == "skopeo":
+                                runs[tool].append(skopeo_push(archive, registry, repo, work))
+                            else:
+                                runs[tool].append(jr_push(archive, registry, repo, tool.split()[1]))
+                            line.append(f"{tool} {runs[tool][-1].wall:.2f} s")
+                            if tool == "jr gzip":
+                                runs["repush"].append(jr_push(archive, registry, repo))
+                                line.append(f"re-push {runs['repush'][-1].wall:.3f} s")
+                    if client is not None and engine is not None:
+                        with fresh_registry(tmpfs) as registry:
+                            runs["docker"].append(docker_push(client, engine.pid,
+                                                              f"jr-bench/{kind}:1", registry,
+                                                              f"bench/docker-{round_index}"))
+                            line.append(f"docker push {runs['docker'][-1].wall:.2f} s")
+                    print(f"round {round_index + 1} {kind}: {', '.join(line)}", flush=True)
+            if client is not None:
+                client.close()
+        for kind, archive in archives.items():
+            summary[kind] = report(kind, all_runs[kind], archive.stat().st_size / 1e6)
         rss_big = None
         if args.rss_gb > 0:
             big = work / "big.tar"
-            synthetic_archive(big, int(args.rss_gb * 1024 * MB))
-            with registry_on_tmpfs(tmpfs) as registry:
-                big_run = jr_push(big, registry, "bench/big", "v1")
+            image_content.synthetic_archive(big, int(args.rss_gb * 1024 * MB))
+            with fresh_registry(tmpfs) as registry:
+                warm(big)
+                big_run = jr_push(big, registry, "bench/big")
             rss_big = big_run.rss_mb
-            print(f"synthetic {big.stat().st_size / 1e9:.2f} GB archive: jr-push {big_run.wall:.2f} s, "
-                  f"peak RSS {rss_big} MB", flush=True)
-        print(f"\nmedians of {args.rounds} rounds (gzip, first push to a fresh repository; CPU = "
-              "seconds of the pushing process, dockerd for docker push, and of the registry):")
-        labels = {"jr": "jr-push --from-archive", "skopeo": "skopeo copy", "docker": "docker push (engine)",
-                  "repush": "jr-push re-push, unchanged"}
-        for name, label in labels.items():
-            if runs[name]:
-                r = runs[name]
-                rss = f"   peak RSS {max(x.rss_mb for x in r)} MB" if name != "docker" else ""
-                print(f"  {label:27s} {_median(r, 'wall'):7.3f} s   CPU {_median(r, 'cpu'):6.2f} s + "
-                      f"registry {_median(r, 'registry_cpu'):5.2f} s{rss}")
-        print(f"  {'jr re-push, library call':27s} {statistics.median(repush_lib):7.3f} s   "
-              "(without interpreter start-up)")
-        jr, sk = _median(runs["jr"], "wall"), _median(runs["skopeo"], "wall")
-        print("\nratios (target):")
-        print(f"  jr / skopeo               {jr / sk:6.2f}   (<= 0.50)")
-        if runs["docker"]:
-            print(f"  jr / docker push          {jr / _median(runs['docker'], 'wall'):6.2f}   (<= 0.25)")
-        print(f"  re-push                   {_median(runs['repush'], 'wall'):6.3f} s (<= 0.2 s; library "
-              f"call {statistics.median(repush_lib):.3f} s)")
+            print(f"\nsynthetic {big.stat().st_size / 1e9:.2f} GB archive (random and text layers): "
+                  f"jr-push {big_run.wall:.2f} s, peak RSS {rss_big} MB (target < 100 MB)", flush=True)
+        print("\nsummary (targets: jr/skopeo <= 0.5; gzip/none <= 1.3, text-heavy <= 1.6; "
+              "re-push <= 0.2 s)")
+        print(f"  {'content':14s} {'jr/skopeo':>9s} {'gzip/none':>9s} {'re-push s':>9s}")
+        for kind, ratios in summary.items():
+            print(f"  {kind:14s} {ratios['jr/skopeo']:9.2f} {ratios['gzip/none']:9.2f} "
+                  f"{ratios['repush']:9.3f}")
         if rss_big is not None:
-            print(f"  peak RSS, {args.rss_gb:g} GB image   {rss_big:4d} MB   (< 200 MB)")
+            print(f"  peak RSS, {args.rss_gb:g} GB image: {rss_big} MB")
+        print(f"  load average at the end {os.getloadavg()[0]:.2f}")
         if args.compressors:
             compressors()
     finally:

@@ -1,26 +1,28 @@
-"""jr-push through the engine vs the hand-written shell step, in one run, same engine and registry.
+"""jr-push --image against the seed's hand-written shell step, per kind of content, in one run.
 
-Scenarios (medians of --runs, interleaved so both see the same machine state):
-  (a) first push of a ~600 MB, 4-layer image to an empty registry (a fresh registry each run);
-  (b) re-push of the same image where every layer exists (5 per run, beside the floor of
-      `python -c 'import docker'`);
-  (c) first push with three tags to another empty registry;
-  (d) a CI series on a third registry: build 1, then builds 2 and 3, each adding an 8 MB layer on
-      top of the one before, each pushed as `--tag N --tag latest` (informational: it shows what
-      `--via auto` costs after an export, when the engine does not yet know the layers);
-  plus the start-up of `jr-push --help`.
-jr-push runs with its default route (auto); `--via engine` is timed for (a) as well.
-The reference is the seed's shell: `docker tag`, `docker login --password-stdin` into a throw-away
-DOCKER_CONFIG, one `docker push` per tag. Prints medians and ratios; asserts nothing.
+One command:
 
-    python benchmarks/bench_engine_push.py [--size-mb 600] [--runs 3]
+    .venv/bin/python benchmarks/bench_engine_push.py [--runs 3] [--scale 1.0] [--more]
+
+The images are benchmarks/image_content.py's (random-heavy, jar-like, text-heavy; ~600 MB each at
+scale 1.0), loaded into a private dockerd with `docker load` (so "docker build is already done").
+Per kind and run, interleaved (the order alternates), each push to a fresh registry:
+  (a) the first push: `jr-push --image` (route auto, which exports for a first push) against the
+      seed's shell step — `docker login --password-stdin` into a throw-away DOCKER_CONFIG, then
+      `docker push` — on the same engine and registry;
+  (b) on the text-heavy image, the unchanged re-push (5 per run) beside the floor of
+      `python -c 'import docker'`, and the shell's re-push;
+  with --more, on the text-heavy image also:
+  (c) a first push with three tags; (a') `--via engine`;
+  (d) a CI series (builds 2 and 3 add an 8 MB layer each), `--tag N --tag latest` each;
+plus the start-up of `jr-push --help`. jr-push is the console script of a venv installed from the
+wheel, as users run it. Prints medians, ratios and targets; asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import random
 import shutil
 import statistics
 import subprocess
@@ -33,6 +35,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import image_content  # noqa: E402
 
 from tests.support import services  # noqa: E402
 
@@ -46,46 +51,28 @@ printf '%s' "$DOCKER_LOGIN_PASSWORD" |
 for t in $TAGS; do docker push -q "$TARGET:$t" >/dev/null; done
 """
 
-
-def make_context(directory: Path, size_mb: int) -> None:
-    """Four layers: random bytes, text-like bytes, 2,000 small files, random bytes again."""
-    rng = random.Random(42)
-    quarter = size_mb * 1024 * 1024 // 4
-    (directory / "random.bin").write_bytes(os.urandom(quarter))
-    words = [bytes(rng.choice(b"abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 9)))
-             for _ in range(5000)]
-    with open(directory / "text.txt", "wb") as handle:
-        written = 0
-        while written < quarter:
-            line = b" ".join(rng.choice(words) for _ in range(12)) + b"\n"
-            handle.write(line * 64)
-            written += len(line) * 64
-    small = directory / "small"
-    small.mkdir()
-    per_file = quarter // 2000
-    for index in range(2000):
-        (small / f"f{index:04d}.dat").write_bytes(rng.randbytes(per_file // 2) + b"x" * (per_file // 2))
-    (directory / "random2.bin").write_bytes(os.urandom(quarter))
-    (directory / "Dockerfile").write_text(
-        "FROM scratch\nCOPY random.bin /data/random.bin\nCOPY text.txt /data/text.txt\n"
-        "COPY small /data/small\nCOPY random2.bin /data/random2.bin\n"
-    )
-
-
 # (b) is short and noisy: several re-pushes per run, each beside the floor every Python tool built
 # on the docker SDK pays (the interpreter and `import docker`, which imports requests).
 REPUSHES = 5
-SERIES = ("bench-app:latest", "bench-app:build2", "bench-app:build3")
+TEXT = "text-heavy"
 
 
-def build_series(client: Any, directory: Path) -> None:
+def image_of(kind: str) -> str:
+    return f"jr-bench/{kind}:1"
+
+
+def build_series(client: Any, directory: Path) -> list[str]:
     """Builds 2 and 3 of (d): each adds an 8 MB layer on top of the build before."""
-    for number, base in ((2, SERIES[0]), (3, SERIES[1])):
+    series = [image_of(TEXT)]
+    for number in (2, 3):
         step = directory / f"build{number}"
         step.mkdir()
         (step / "app.bin").write_bytes(os.urandom(8 << 20))
-        (step / "Dockerfile").write_text(f"FROM {base}\nCOPY app.bin /app/build{number}.bin\n")
-        client.images.build(path=str(step), tag=SERIES[number - 1], rm=True)
+        (step / "Dockerfile").write_text(f"FROM {series[-1]}\nCOPY app.bin /app/build{number}.bin\n")
+        tag = f"jr-bench/series:build{number}"
+        client.images.build(path=str(step), tag=tag, rm=True)
+        series.append(tag)
+    return series
 
 
 def install_as_users_do(workdir: Path) -> Path:
@@ -130,74 +117,95 @@ def run(command: list[str], env: dict[str, str]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size-mb", type=int, default=600)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--scale", type=float, default=1.0, help="image size factor (1.0 ≈ 600 MB)")
+    parser.add_argument("--kinds", nargs="+", default=list(image_content.KINDS),
+                        choices=image_content.KINDS)
+    parser.add_argument("--more", action="store_true", help="also (c), (a') and (d) (slow)")
+    parser.add_argument("--content-dir", type=Path, metavar="DIR",
+                        help="write the archives here and reuse them in later runs")
     args = parser.parse_args()
     import docker
 
     install_dir = Path(tempfile.mkdtemp(prefix="jr-bench-install-"))
     jr_push = [str(install_as_users_do(install_dir))]
     results: dict[str, list[float]] = {}
+    kinds = list(args.kinds)
+    repush_kind = TEXT if TEXT in kinds else kinds[0]
 
     def record(name: str, seconds: float) -> None:
         results.setdefault(name, []).append(seconds)
         print(f"  {name}: {seconds:.2f} s", flush=True)
 
+    print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}", flush=True)
     with services.docker_engine() as engine, tempfile.TemporaryDirectory() as ctx:
         client = docker.DockerClient(base_url=engine.host, timeout=900)
-        make_context(Path(ctx), args.size_mb)
-        print(f"building a {args.size_mb} MB, 4-layer image …", flush=True)
-        image, _ = client.images.build(path=ctx, tag="bench-app:latest", rm=True)
-        print(f"image {image.short_id}, {image.attrs['Size'] / 1e6:.0f} MB", flush=True)
-        build_series(client, Path(ctx))
-        base_env = {**os.environ, "DOCKER_HOST": engine.host, "IMAGE": "bench-app:latest"}
+        content = args.content_dir or Path(ctx)
+        content.mkdir(parents=True, exist_ok=True)
+        for kind in kinds:
+            path = content / f"{kind}-{args.scale:g}.tar"
+            if not path.exists():
+                print(f"writing the {kind} archive (scale {args.scale:g}) ...", flush=True)
+                image_content.write_archive(kind, path, args.scale)
+            with open(path, "rb") as handle:
+                client.images.load(handle)
+            print(f"loaded {image_of(kind)}: {client.images.get(image_of(kind)).attrs['Size'] / 1e6:.0f} MB",
+                  flush=True)
+        series = build_series(client, Path(ctx)) if args.more and TEXT in kinds else []
+        base_env = {**os.environ, "DOCKER_HOST": engine.host}
+
+        def registry_env(reg: services.Registry, image: str) -> dict[str, str]:
+            return {**base_env, "IMAGE": image, "DOCKER_LOGIN_USERNAME": reg.username or "",
+                    "DOCKER_LOGIN_PASSWORD": reg.password or "", "REGISTRY": reg.host}
 
         for run_index in range(args.runs):
             print(f"run {run_index + 1}/{args.runs}", flush=True)
-            for tool in (("jr", "shell"), ("shell", "jr"))[run_index % 2]:
-                # (a) and (b) share a fresh registry; (c) gets its own, so that its layers must be
-                # uploaded too (the same registry would let the engine mount them from app1).
-                with services.registry() as reg:
-                    env = {**base_env, "DOCKER_LOGIN_USERNAME": reg.username or "",
-                           "DOCKER_LOGIN_PASSWORD": reg.password or "", "REGISTRY": reg.host}
-                    if tool == "jr":
-                        command = [*jr_push, "-q", "--image", "bench-app", "--registry", reg.host,
-                                   "--name", "app1", "--tag", "v1"]
-                        record("a jr-push first push", timed(run, command, env))
-                        for _ in range(REPUSHES):
-                            record("b jr-push re-push", timed(run, command, env))
-                            record("b floor: python -c 'import docker'",
-                                   timed(run, [str(Path(jr_push[0]).with_name("python")), "-c",
-                                               "import docker"], env))
-                    else:
+            for kind in kinds:
+                for tool in (("jr", "shell"), ("shell", "jr"))[run_index % 2]:
+                    with services.registry() as reg:
+                        env = registry_env(reg, image_of(kind))
+                        jr_command = [*jr_push, "-q", "--image", image_of(kind), "--registry", reg.host,
+                                      "--name", "app1", "--tag", "v1"]
                         shell_env = {**env, "TARGET": f"{reg.host}/app1", "TAGS": "v1"}
-                        record("a shell first push", timed(run, ["sh", "-c", SHELL_STEP], shell_env))
+                        if tool == "jr":
+                            record(f"a {kind} jr-push first push", timed(run, jr_command, env))
+                        else:
+                            record(f"a {kind} shell first push", timed(run, ["sh", "-c", SHELL_STEP],
+                                                                       shell_env))
+                        if kind != repush_kind:
+                            continue
                         for _ in range(REPUSHES):
-                            record("b shell re-push", timed(run, ["sh", "-c", SHELL_STEP], shell_env))
+                            if tool == "jr":
+                                record("b jr-push re-push", timed(run, jr_command, env))
+                                record("b floor: python -c 'import docker'",
+                                       timed(run, [str(Path(jr_push[0]).with_name("python")), "-c",
+                                                   "import docker"], env))
+                            else:
+                                record("b shell re-push", timed(run, ["sh", "-c", SHELL_STEP], shell_env))
+            if not args.more or TEXT not in kinds:
+                continue
+            for tool in (("jr", "shell"), ("shell", "jr"))[run_index % 2]:
                 with services.registry() as reg:
-                    env = {**base_env, "DOCKER_LOGIN_USERNAME": reg.username or "",
-                           "DOCKER_LOGIN_PASSWORD": reg.password or "", "REGISTRY": reg.host}
+                    env = registry_env(reg, image_of(TEXT))
                     if tool == "jr":
                         record("c jr-push three tags", timed(run,
-                            [*jr_push, "-q", "--image", "bench-app", "--registry", reg.host, "--name", "app3",
-                             "--tag", "1.0.0", "--tag", "1.0", "--tag", "latest"], env))
+                            [*jr_push, "-q", "--image", image_of(TEXT), "--registry", reg.host,
+                             "--name", "app3", "--tag", "1.0.0", "--tag", "1.0", "--tag", "latest"], env))
                         record("a' jr-push --via engine", timed(run,
-                            [*jr_push, "-q", "--via", "engine", "--image", "bench-app", "--registry",
+                            [*jr_push, "-q", "--via", "engine", "--image", image_of(TEXT), "--registry",
                              reg.host, "--name", "engine1", "--tag", "v1"], env))
                     else:
                         shell3 = {**env, "TARGET": f"{reg.host}/app3", "TAGS": "1.0.0 1.0 latest"}
                         record("c shell three tags", timed(run, ["sh", "-c", SHELL_STEP], shell3))
                 with services.registry() as reg:
-                    env = {**base_env, "DOCKER_LOGIN_USERNAME": reg.username or "",
-                           "DOCKER_LOGIN_PASSWORD": reg.password or "", "REGISTRY": reg.host}
-                    for build, image_name in enumerate(SERIES, start=1):
+                    for build, image_name in enumerate(series, start=1):
+                        env = registry_env(reg, image_name)
                         if tool == "jr":
                             command = [*jr_push, "-q", "--image", image_name, "--registry", reg.host,
                                        "--name", "ci", "--tag", str(build), "--tag", "latest"]
                             record(f"d{build} jr-push build {build}", timed(run, command, env))
                         else:
-                            series_env = {**env, "IMAGE": image_name, "TARGET": f"{reg.host}/ci",
-                                          "TAGS": f"{build} latest"}
+                            series_env = {**env, "TARGET": f"{reg.host}/ci", "TAGS": f"{build} latest"}
                             record(f"d{build} shell build {build}",
                                    timed(run, ["sh", "-c", SHELL_STEP], series_env))
         client.close()
@@ -207,22 +215,27 @@ def main() -> None:
     shutil.rmtree(install_dir, ignore_errors=True)
 
     med = {name: statistics.median(values) for name, values in results.items()}
-    print("\nmedians")
+    print(f"\nmedians (load average at the end {os.getloadavg()[0]:.2f})")
     for name in sorted(med):
-        print(f"  {name:28s} {med[name]:7.3f} s   (n={len(results[name])})")
-    print("ratios jr-push / shell (target)")
-    print(f"  (a) first push   {med['a jr-push first push'] / med['a shell first push']:.3f}  (<= 1.05)")
+        print(f"  {name:40s} {med[name]:7.3f} s   (n={len(results[name])})")
+    print("\nfirst push, jr-push --image (export route) / the shell step (target <= 0.60)")
+    print(f"  {'content':14s} {'jr-push s':>9s} {'shell s':>8s} {'ratio':>6s}")
+    for kind in kinds:
+        jr, shell = med[f"a {kind} jr-push first push"], med[f"a {kind} shell first push"]
+        print(f"  {kind:14s} {jr:9.2f} {shell:8.2f} {jr / shell:6.2f}")
     floor = med["b floor: python -c 'import docker'"]
-    print(f"  (b) re-push      {med['b jr-push re-push'] / med['b shell re-push']:.3f}  "
-          f"(jr-push {med['b jr-push re-push']:.3f} s, target <= 0.35 s; of which the floor "
-          f"{floor:.3f} s)")
-    print(f"  (c) three tags   {med['c jr-push three tags'] / med['c shell three tags']:.3f}  (<= 1.0)")
-    via_engine = med["a' jr-push --via engine"]
-    print(f"  (a') --via engine {via_engine / med['a shell first push']:.3f}  (jr-push {via_engine:.2f} s)")
-    for build in range(1, len(SERIES) + 1):
-        jr, shell = med[f"d{build} jr-push build {build}"], med[f"d{build} shell build {build}"]
-        print(f"  (d) build {build}      {jr / shell:.3f}  (jr-push {jr:.2f} s, shell {shell:.2f} s)")
-    print(f"  start-up --help  {med['startup jr-push --help']:.3f} s  (<= 0.15 s)")
+    print(f"re-push ({repush_kind}): jr-push {med['b jr-push re-push']:.3f} s, shell "
+          f"{med['b shell re-push']:.3f} s, ratio {med['b jr-push re-push'] / med['b shell re-push']:.3f} "
+          f"(target <= 0.35 s; the floor `import docker` {floor:.3f} s)")
+    if "c jr-push three tags" in med:
+        print(f"(c) three tags   {med['c jr-push three tags'] / med['c shell three tags']:.3f}  (<= 1.0)")
+        via_engine = med["a' jr-push --via engine"]
+        print(f"(a') --via engine {via_engine / med[f'a {TEXT} shell first push']:.3f}  "
+              f"(jr-push {via_engine:.2f} s)")
+        for build in range(1, len(series) + 1):
+            jr, shell = med[f"d{build} jr-push build {build}"], med[f"d{build} shell build {build}"]
+            print(f"(d) build {build}      {jr / shell:.3f}  (jr-push {jr:.2f} s, shell {shell:.2f} s)")
+    print(f"start-up --help  {med['startup jr-push --help']:.3f} s  (<= 0.15 s)")
 
 
 if __name__ == "__main__":

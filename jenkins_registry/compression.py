@@ -8,14 +8,25 @@ blob digest is known when the stream ends, without a second pass and without a t
 
 Deflate backend: ISA-L's igzip (`isal`, level 1) when importable, otherwise the standard library's
 zlib (level 1). Measured on this project's 2-core benchmark machine, per core and 1 MiB blocks:
-igzip ≈ 210 MB/s on text and ≈ 600 MB/s on random bytes; zlib-ng level 1 ≈ 90 / 50 MB/s; zlib
-level 1 ≈ 48 / 28 MB/s (see benchmarks/bench_daemonless.py --compressors). Blocks that look
-incompressible (a 64 KiB sample does not shrink) are emitted as stored deflate blocks, which are
-valid gzip and cost a copy instead of a deflate.
+igzip ≈ 420 MB/s on text and ≈ 700 MB/s on random bytes; its level 0 is no faster on text and
+compresses worse (0.79 against 0.57), level 2 is slower for 1 % (benchmarks/bench_daemonless.py
+--compressors). So each block is either deflated at level 1 or, when a probe (three 8 KiB samples
+deflated) does not shrink below 90 %, emitted as stored deflate blocks: valid gzip that costs a
+copy instead of a deflate. What is already compressed (jars, zips, media, random bytes) then costs
+almost what an uncompressed push costs, and a block that would save under a tenth of its size does
+not spend more CPU than the bytes it saves cost the registry. The probe runs on the reading thread
+in block order, so the choice depends only on the data and the output stays deterministic; after
+a run of stored blocks a layer probes only every few blocks.
+
+The two sha256 passes (the input for the DiffID, the output for the blob digest) run on a thread
+per layer (`_Hashing`), in order, while the reading thread reads, probes and sends and the pool
+deflates: hashlib, igzip and the socket send all release the GIL on large buffers, so one layer
+keeps both cores busy.
 
 Memory stays bounded whatever the number of layers pushed at once: one `Compressor` admits at
-most two blocks per thread in flight across all its layers (`slots`), so memory grows with the
-deflate threads (at most the CPUs), never with `--jobs` or a layer's size. The output is
+most two blocks per thread in flight across all its layers (`slots`), and a layer's hashing thread
+is never more than a few blocks behind (`HASH_BACKLOG`), so memory grows with the deflate threads
+(at most the CPUs) and `--jobs`' few blocks, never with a layer's size. The output is
 deterministic for a given backend, level and block size.
 """
 
@@ -40,10 +51,14 @@ log = logging.getLogger(__name__)
 Encoding = Literal["none", "gzip", "zstd"]
 
 BLOCK_SIZE = 1 << 20  # uncompressed bytes per deflate block and per read
-_SAMPLE = 1 << 16  # bytes compressed to decide whether a block is worth deflating
+_PROBE = 8 << 10  # bytes per probe sample; three samples (start, middle, end) per block
+_STORE_RATIO = 0.9  # a probe that does not shrink below this stores the block
+_STORED_RUN = 8  # after this many stored blocks in a row a layer probes only every
+_STORED_STRIDE = 4  # _STORED_STRIDE-th block (bounded loss if compressible data follows)
 _STORED_MAX = 0xFFFF  # largest stored deflate block
 _GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # no name, mtime 0, OS unknown
 _SLOT_WAIT = 0.1  # seconds between looks at the cancel flag while waiting for a compressor slot
+HASH_BACKLOG = 4  # blocks a layer's hashing thread may lag behind before the sender waits for it
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
@@ -116,18 +131,27 @@ def detect_encoding(head: bytes) -> Encoding:
     return "none"
 
 
-def _stored_blocks(data: bytes, final: bool) -> bytes:
+# What one block becomes: pieces to send in order. Stored blocks are views of the input between
+# their 5-byte headers, so incompressible data is never copied here (registry_blobs gathers the
+# small headers into the chunk framing).
+Pieces = tuple[bytes | memoryview, ...]
+_STORED_HEADER = struct.pack("<BHH", 0, _STORED_MAX, 0)  # a full, non-final stored block
+
+
+def _stored_blocks(data: bytes, final: bool) -> Pieces:
     """`data` as stored (uncompressed) deflate blocks; the stream is byte-aligned before and after."""
-    parts: list[bytes] = []
+    parts: list[bytes | memoryview] = []
     view = memoryview(data)
-    for start in range(0, len(data), _STORED_MAX):
-        piece = view[start : start + _STORED_MAX]
-        last = final and start + _STORED_MAX >= len(data)
-        parts.append(struct.pack("<BHH", 1 if last else 0, len(piece), 0xFFFF ^ len(piece)))
-        parts.append(bytes(piece))
+    size = len(data)
+    for start in range(0, size, _STORED_MAX):
+        length = min(_STORED_MAX, size - start)
+        last = final and start + length >= size
+        parts.append(_STORED_HEADER if length == _STORED_MAX and not last else
+                     struct.pack("<BHH", 1 if last else 0, length, 0xFFFF ^ length))
+        parts.append(view[start : start + length])
     if final and not data:
         parts.append(struct.pack("<BHH", 1, 0, 0xFFFF))
-    return b"".join(parts)
+    return tuple(parts)
 
 
 class Compressor:
@@ -142,22 +166,40 @@ class Compressor:
         # blocks in flight across every layer stream: enough to keep each thread busy
         self.slots = 2 * self.threads
         self._free = threading.Semaphore(self.slots)
+        self._count_lock = threading.Lock()
+        self.in_flight = 0  # blocks submitted and not yet taken or given back
+        self.peak_in_flight = 0  # the most at once (the memory bound's witness in tests)
+        self.stored_blocks = 0  # blocks the layer streams chose to store (for tests and profiles)
+        self.deflated_blocks = 0
 
     @property
     def backend(self) -> str:
         return self._backend.name
 
-    def compress_block(self, data: bytes, final: bool) -> bytes:
-        """Raw deflate of one block, ending byte-aligned (sync flush), or final when `final`."""
+    def worth_deflating(self, data: bytes) -> bool:
+        """Whether deflate shrinks *data* below `_STORE_RATIO`, judged on three samples."""
+        if len(data) <= 3 * _PROBE:
+            return True  # small blocks (a layer's end, a tiny layer): deflate costs nothing
+        module = self._backend.module
+        probe = self._backend.compressobj()
+        middle = len(data) // 2
+        out = 0
+        for start in (0, middle - _PROBE // 2, len(data) - _PROBE):
+            out += len(probe.compress(data[start : start + _PROBE]))
+        out += len(probe.flush(module.Z_SYNC_FLUSH))
+        return out < 3 * _PROBE * _STORE_RATIO
+
+    def compress_block(self, data: bytes, final: bool, store: bool | None = None) -> Pieces:
+        """Raw deflate of one block, ending byte-aligned (sync flush), or final when `final`;
+        stored blocks when *store* (None: when `worth_deflating` says no)."""
+        if store is None:
+            store = not self.worth_deflating(data)
+        if store:
+            return _stored_blocks(data, final)
         backend = self._backend
-        if len(data) > 4 * _SAMPLE:
-            probe = backend.compressobj()
-            sample = probe.compress(data[:_SAMPLE]) + probe.flush(backend.module.Z_SYNC_FLUSH)
-            if len(sample) >= _SAMPLE * 0.98:
-                return _stored_blocks(data, final)
         comp = backend.compressobj()
         flush_mode = backend.module.Z_FINISH if final else backend.module.Z_SYNC_FLUSH
-        return bytes(comp.compress(data) + comp.flush(flush_mode))
+        return (comp.compress(data), comp.flush(flush_mode))
 
     def reserve(self, timeout: float | None = None) -> bool:
         """Take a slot for one block (False: none free within *timeout*; 0 does not wait).
@@ -168,21 +210,36 @@ class Compressor:
             return self._free.acquire(blocking=False)
         return self._free.acquire(timeout=timeout)
 
-    def submit(self, data: bytes, final: bool) -> Future[bytes]:
-        """Deflate *data* in the pool; the caller holds a slot (`reserve`), given back by `take`
-        or `give_back`."""
-        return self._pool.submit(self.compress_block, data, final)
+    def submit(self, data: bytes, final: bool, store: bool | None = None) -> Future[Pieces]:
+        """Deflate (or store) *data* in the pool; the caller holds a slot (`reserve`), given back
+        by `take` or `give_back`."""
+        with self._count_lock:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        return self._pool.submit(self.compress_block, data, final, store)
 
-    def take(self, future: Future[bytes]) -> bytes:
+    def take(self, future: Future[Pieces]) -> Pieces:
         """The deflated block of *future*, and its slot freed."""
         try:
             return future.result()
         finally:
-            self._free.release()
+            self._release()
 
-    def give_back(self, future: Future[bytes]) -> None:
+    def give_back(self, future: Future[Pieces]) -> None:
         """Drop a block not taken (the stream stopped), and free its slot."""
         future.cancel()
+        self._release()
+
+    def count(self, stored: bool) -> None:
+        with self._count_lock:
+            if stored:
+                self.stored_blocks += 1
+            else:
+                self.deflated_blocks += 1
+
+    def _release(self) -> None:
+        with self._count_lock:
+            self.in_flight -= 1
         self._free.release()
 
     def crc32(self, data: bytes, value: int) -> int:
@@ -216,6 +273,84 @@ def _read_block(raw: RawReader, size: int) -> bytes:
 
 def _digest(h: Any) -> str:
     return f"sha256:{h.hexdigest()}"
+
+
+class _Hashing:
+    """The sha256 of a layer's input and of its output, updated in order on a thread of its own.
+
+    The thread is a daemon: a push that is abandoned (interrupted) does not wait for it, and
+    `close` lets it end after the piece it is hashing. `wait` bounds how far it may lag behind
+    (each piece queued is a block kept in memory)."""
+
+    def __init__(self, output_start: bytes, what: str) -> None:
+        self.sha_in = hashlib.sha256()
+        self.sha_out = hashlib.sha256(output_start)
+        self._queue: deque[tuple[Any, Pieces]] = deque()
+        self._cond = threading.Condition()
+        self._queued = 0
+        self._hashed = 0
+        self.peak_backlog = 0
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name=f"jr-hash {what[-40:]}", daemon=True)
+        self._thread.start()
+
+    def add_input(self, data: bytes) -> None:
+        self._add(self.sha_in, (data,))
+
+    def add_output(self, pieces: Pieces) -> None:
+        self._add(self.sha_out, pieces)
+
+    def _add(self, target: Any, data: Pieces) -> None:
+        with self._cond:
+            self._queue.append((target, data))
+            self._queued += 1
+            self.peak_backlog = max(self.peak_backlog, self._queued - self._hashed)
+            self._cond.notify_all()
+
+    def wait(self, backlog: int, check_cancel: Callable[[], None]) -> None:
+        """Until at most *backlog* pieces are left to hash (0: all hashed)."""
+        with self._cond:
+            while self._queued - self._hashed > backlog:
+                self._cond.wait(_SLOT_WAIT)
+                check_cancel()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._queue.clear()
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    return
+                target, pieces = self._queue.popleft()
+            for piece in pieces:
+                target.update(piece)  # outside the lock: hashlib releases the GIL here
+            with self._cond:
+                self._hashed += 1
+                self._cond.notify_all()
+
+
+class _StoreChoice:
+    """Per layer, in block order: store a block, or deflate it? A probe per block, except after a
+    run of stored blocks, when only every few blocks are probed (and the others stored)."""
+
+    def __init__(self, compressor: Compressor) -> None:
+        self._compressor = compressor
+        self._stored_run = 0
+
+    def store(self, block: bytes) -> bool:
+        if self._stored_run >= _STORED_RUN and self._stored_run % _STORED_STRIDE:
+            store = True
+        else:
+            store = not self._compressor.worth_deflating(block)
+        self._stored_run = self._stored_run + 1 if store else 0
+        self._compressor.count(store)
+        return store
 
 
 class LayerStream:
@@ -265,6 +400,7 @@ class LayerStream:
         self._size = 0
         self._uncompressed_size = 0
         self._started = False
+        self.peak_hash_backlog = 0  # the most pieces its hashing thread lagged behind (gzip)
 
     @property
     def done(self) -> bool:
@@ -284,7 +420,7 @@ class LayerStream:
     def uncompressed_size(self) -> int:
         return self._uncompressed_size
 
-    def __iter__(self) -> Iterator[bytes]:
+    def __iter__(self) -> Iterator[bytes | memoryview]:
         if self._started:
             raise RuntimeError("a layer stream can be read only once")
         self._started = True
@@ -314,20 +450,22 @@ class LayerStream:
 
     # -- the four paths --------------------------------------------------------------------------
 
-    def _gzip(self) -> Iterator[bytes]:
+    def _gzip(self) -> Iterator[bytes | memoryview]:
         comp = self._compressor
         assert comp is not None
-        sha_in = hashlib.sha256()
-        sha_out = hashlib.sha256(_GZIP_HEADER)
+        hashing = _Hashing(_GZIP_HEADER, self._what)
+        choice = _StoreChoice(comp)
         crc = 0
-        pending: deque[Future[bytes]] = deque()
+        pending: deque[Future[Pieces]] = deque()
         self._size = len(_GZIP_HEADER)
         yield _GZIP_HEADER
 
-        def emit() -> bytes:
+        def emit() -> Pieces:
             out = comp.take(pending.popleft())
-            sha_out.update(out)
-            self._size += len(out)
+            # the hashing thread may lag a few blocks behind, no more (memory)
+            hashing.wait(HASH_BACKLOG, self._check_cancel)
+            hashing.add_output(out)
+            self._size += sum(len(piece) for piece in out)
             self._progress()
             return out
 
@@ -338,31 +476,37 @@ class LayerStream:
                 block = _read_block(self._raw, self._block_size)
                 eof = len(block) < self._block_size
                 if block:
-                    sha_in.update(block)
+                    hashing.add_input(block)
                     crc = comp.crc32(block, crc)
                     self._uncompressed_size += len(block)
+                store = choice.store(block) if block else False
                 # a slot for this block: hand on earlier blocks while holding some, else wait
                 while not comp.reserve(0):
                     if pending:
-                        yield emit()
+                        yield from emit()
                     else:
                         while not comp.reserve(_SLOT_WAIT):
                             self._check_cancel()
                         break
-                pending.append(comp.submit(block, eof))
+                pending.append(comp.submit(block, eof, store))
             # at the end keep the last block back for the checks
             while len(pending) > 1:
-                yield emit()
+                yield from emit()
             last = comp.take(pending.popleft())
-            self._verify(_digest(sha_in), self._diff_id, "DiffID (sha256 of the layer tar)")
-            self._verify(_digest(sha_in), self._stored_digest, "sha256")
-            tail = last + struct.pack("<II", crc, self._uncompressed_size & 0xFFFFFFFF)
-            sha_out.update(tail)
-            self._size += len(tail)
-            self._digest = _digest(sha_out)
+            hashing.wait(0, self._check_cancel)
+            diff_id = _digest(hashing.sha_in)
+            self._verify(diff_id, self._diff_id, "DiffID (sha256 of the layer tar)")
+            self._verify(diff_id, self._stored_digest, "sha256")
+            tail = (*last, struct.pack("<II", crc, self._uncompressed_size & 0xFFFFFFFF))
+            hashing.add_output(tail)
+            hashing.wait(0, self._check_cancel)
+            self._size += sum(len(piece) for piece in tail)
+            self._digest = _digest(hashing.sha_out)
+            self.peak_hash_backlog = hashing.peak_backlog
             self._progress()
-            yield tail
+            yield from tail
         finally:
+            hashing.close()
             for future in pending:
                 comp.give_back(future)
 

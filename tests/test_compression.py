@@ -240,3 +240,161 @@ def test_isal_is_the_default_backend_and_zlib_is_the_fallback(monkeypatch: pytes
     with Compressor(2, backend="zlib") as comp:
         assert comp.backend == "zlib"
         assert gzip.decompress(b"".join(gzip_layer(data, comp))) == data
+
+
+# -- content-aware compression: stored blocks for what does not shrink --------------------------
+
+
+def jar_like(size: int, seed: int) -> bytes:
+    """A real zip of ZIP_DEFLATED entries (class-file-like and text), as a jar is: to gzip it
+    looks like random bytes."""
+    import random
+    import zipfile
+
+    rng = random.Random(seed)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as jar:
+        index = 0
+        while buffer.tell() < size:
+            index += 1
+            body = text_bytes(rng.randint(2000, 30000))[rng.randint(0, 999):] + rng.randbytes(4000)
+            jar.writestr(f"org/example/C{index}.class", body)
+    return buffer.getvalue()
+
+
+def kinds_of_blocks(comp: Compressor) -> tuple[int, int]:
+    return comp.stored_blocks, comp.deflated_blocks
+
+
+@pytest.mark.parametrize("content", ["random", "jar", "mixed"])
+def test_stored_blocks_are_one_valid_gzip_member(compressor: Compressor, content: str) -> None:
+    block = compression.BLOCK_SIZE
+    if content == "random":
+        data = os.urandom(3 * block + 4321)
+    elif content == "jar":
+        data = jar_like(3 * block, seed=1)
+    else:  # switches between stored and deflated blocks, and within blocks
+        data = (os.urandom(block) + text_bytes(block) + jar_like(block, seed=2)[:block]
+                + text_bytes(block // 2) + os.urandom(block // 2) + text_bytes(block + 99))
+    stream = gzip_layer(data, compressor)
+    out = b"".join(stream)
+    # one member: zlib stops at the end of the first member and reports what follows
+    inflater = zlib.decompressobj(31)
+    assert inflater.decompress(out) == data
+    assert inflater.eof and inflater.unused_data == b""
+    assert gzip.decompress(out) == data
+    assert stream.digest == sha(out) and stream.size == len(out)
+    stored, deflated = kinds_of_blocks(compressor)
+    if content == "mixed":
+        assert stored >= 1 and deflated >= 3
+        assert len(out) < len(data) * 0.9  # the text blocks were deflated
+    else:
+        assert stored >= 3
+        assert len(out) <= len(data) + 5 * (len(data) // 0xFFFF + 4) + 18 + 10
+
+
+def test_blocks_that_barely_shrink_are_stored() -> None:
+    # 95 % random: deflate would save a few percent for a full deflate pass
+    import random
+
+    rng = random.Random(4)
+    data = b"".join(rng.randbytes(19 * 1024) + text_bytes(1024)
+                    for _ in range(2 * 52))[: 2 * compression.BLOCK_SIZE]
+    with Compressor(2) as comp:
+        out = b"".join(gzip_layer(data, comp))
+        assert comp.stored_blocks == 2 and comp.deflated_blocks == 0
+    assert gzip.decompress(out) == data
+
+
+def test_compressible_data_after_a_run_of_stored_blocks_is_deflated_again() -> None:
+    block = compression.BLOCK_SIZE
+    run = compression._STORED_RUN + 3
+    data = os.urandom(run * block) + text_bytes(8 * block)
+    with Compressor(2) as comp:
+        out = b"".join(gzip_layer(data, comp))
+        stored, deflated = kinds_of_blocks(comp)
+    assert gzip.decompress(out) == data
+    # at most a stride of text blocks is stored before a probe sees the text again
+    assert stored <= run + compression._STORED_STRIDE - 1
+    assert deflated >= 8 - (compression._STORED_STRIDE - 1)
+
+
+def test_the_per_layer_choice_keeps_the_diff_id_check() -> None:
+    block = compression.BLOCK_SIZE
+    data = os.urandom((compression._STORED_RUN + 6) * block + 777)  # probes skipped at the end
+    pieces: list[bytes | memoryview] = []
+    with Compressor(2) as comp:
+        stream = LayerStream(io.BytesIO(data), stored="none", target="gzip",
+                             diff_id=sha(data[:-1] + b"\x00"), what="layer 3", compressor=comp)
+        with pytest.raises(InputFileError, match="layer 3 is corrupt"):
+            pieces.extend(stream)
+        assert comp.stored_blocks > compression._STORED_RUN
+    assert not stream.done
+    with pytest.raises((EOFError, OSError, zlib.error)):
+        gzip.decompress(b"".join(pieces))  # the last piece (and the gzip trailer) was held back
+    with Compressor(2) as comp:
+        good = gzip_layer(data, comp)
+        assert gzip.decompress(b"".join(good)) == data
+    assert good.done
+
+
+def test_the_choice_is_deterministic_whatever_the_threads() -> None:
+    block = compression.BLOCK_SIZE
+    data = (os.urandom(12 * block) + text_bytes(3 * block)) * 2
+    outputs = set()
+    for threads in (1, 2, 5):
+        with Compressor(threads) as comp:
+            outputs.add(b"".join(gzip_layer(data, comp)))
+    assert len(outputs) == 1
+
+
+class _SlowReader:
+    """Random bytes produced lazily, with the sha256 of what was read."""
+
+    def __init__(self, size: int, seed: int) -> None:
+        import random
+
+        self.rng = random.Random(seed)
+        self.left = size
+
+    def read(self, size: int) -> bytes:
+        size = min(size, self.left)
+        self.left -= size
+        return self.rng.randbytes(size)
+
+
+def _expected_digest(size: int, seed: int) -> str:
+    reader, digest = _SlowReader(size, seed), hashlib.sha256()
+    while block := reader.read(1 << 20):
+        digest.update(block)
+    return f"sha256:{digest.hexdigest()}"
+
+
+def test_blocks_in_flight_stay_bounded_across_parallel_layers() -> None:
+    """Three layers at once through one compressor, consumed slowly: the blocks submitted and
+    not yet taken never exceed the slots, and no hashing thread lags more than its bound."""
+    size = 24 * compression.BLOCK_SIZE + 5
+    with Compressor(2) as comp:
+        streams = [LayerStream(_SlowReader(size, seed), stored="none", target="gzip",
+                               diff_id=_expected_digest(size, seed), what=f"l{seed}", compressor=comp)
+                   for seed in range(3)]
+        totals: list[int] = []
+        errors: list[BaseException] = []
+
+        def consume(stream: LayerStream) -> None:
+            try:
+                totals.append(sum(len(piece) for piece in stream))
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=consume, args=(s,)) for s in streams]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert not errors and len(totals) == 3
+        assert 0 < comp.peak_in_flight <= comp.slots == 4
+        assert comp.in_flight == 0
+        for stream in streams:
+            assert stream.done
+            assert stream.peak_hash_backlog <= compression.HASH_BACKLOG + comp.slots + 2

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import io
 import json
 import logging
 import os
 import shutil
 import tarfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -448,3 +450,80 @@ def test_result_repr_has_no_secret(saved: SavedImage,
     for text in [*reprs, json.dumps(result.to_json())]:
         for secret in [*secrets, basic]:
             assert secret not in text, f"a secret shows in {text[:200]}"
+
+
+# -- content-aware compression on the wire ---------------------------------------------------------
+
+
+def test_chunked_framing_sends_views_and_gathers_small_pieces() -> None:
+    from jenkins_registry.registry_blobs import _chunked
+
+    big = os.urandom(70_000)
+    pieces: list[bytes | memoryview] = [b"\x00\xff\xff\x00\x00", memoryview(big)[:65535], b"",
+                                        b"\x01" * 10, memoryview(big)[65535:], b"tail"]
+    framed = list(_chunked(pieces))
+    assert any(piece is not None and isinstance(piece, memoryview) for piece in framed)
+    wire = b"".join(framed)
+    # decode it as a server does
+    decoded, rest, sizes = bytearray(), wire, []
+    while True:
+        line, rest = rest.split(b"\r\n", 1)
+        size = int(line, 16)
+        sizes.append(size)
+        if size == 0:
+            assert rest == b"\r\n"
+            break
+        decoded += rest[:size]
+        assert rest[size:size + 2] == b"\r\n"
+        rest = rest[size + 2:]
+    assert bytes(decoded) == b"".join(pieces)
+    assert sizes == [5 + 65535, 10 + len(big) - 65535, 4, 0]  # small pieces ride along
+    assert b"".join(_chunked([])) == b"0\r\n\r\n"
+
+
+def jar(size: int, seed: int) -> bytes:
+    """A jar: a zip of deflated class-file-like entries, incompressible to gzip."""
+    import random
+    import zipfile
+
+    rng = random.Random(seed)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        index = 0
+        while buffer.tell() < size:
+            index += 1
+            archive.writestr(f"com/example/K{index}.class",
+                             text(rng.randint(3000, 20000), index) + rng.randbytes(3000))
+    return buffer.getvalue()
+
+
+def test_incompressible_layers_round_trip_through_the_registry(registry: services.Registry,
+                                                                tmp_path: Path) -> None:
+    """Random, jar-like and mixed layers pushed with gzip: each blob the registry stores is one
+    gzip member whose content is the layer tar, and its DiffID is the config's."""
+    from tests.test_image_archive import layer_tar, write_classic
+
+    block = 1 << 20
+    layers = [
+        layer_tar({"data/random.bin": os.urandom(3 * block + 123)}),
+        layer_tar({f"app/lib/dep{i}.jar": jar(block, i) for i in range(4)}),
+        layer_tar({"data/mixed.bin": os.urandom(block) + text(2 * block, 7) + jar(block, 9)
+                   + os.urandom(block // 3)}),
+    ]
+    archive = tmp_path / "app.tar"
+    write_classic(archive, layers, ("team/stored:v1",))
+    push(archive, registry.host, "team/stored", ["v1"], jobs=3)
+    with RegistryClient(registry.host, credentials=creds()) as client:
+        manifest = client.get_manifest("team/stored", "v1", [DOCKER_MANIFEST])
+        assert manifest is not None
+        document = json.loads(manifest.body)
+        for layer, descriptor in zip(layers, document["layers"], strict=True):
+            blob = client.get_blob("team/stored", descriptor["digest"], limit=64 << 20)
+            inflater = zlib.decompressobj(31)
+            assert inflater.decompress(blob) == layer
+            assert inflater.eof and not inflater.unused_data
+            assert descriptor["size"] == len(blob)
+        stored_sizes = [d["size"] for d in document["layers"]]
+    # stored, not deflated: about the size of the tar (its zero padding at the end deflates)
+    assert stored_sizes[0] >= len(layers[0]) * 0.99 and stored_sizes[1] >= len(layers[1]) * 0.97
+    assert stored_sizes[2] < len(layers[2]) * 0.9  # the text in the mixed layer was deflated
