@@ -1,10 +1,10 @@
 """Where a push goes: the registry, the repository path and the tags, checked once.
 
-The CLI checks `--registry`, `--name` and `--tag` against Docker's grammar (`reference`) here:
-into a `TargetRequest` for an archive or OCI layout, which fills in what was not given from the
-name it records; into an `EnginePushPlan` (`plan_push`) for a local image, whose own name fills
-it in. Every layer below takes these values as they are and never parses the strings again;
-`HOST:PORT/NAME` is spelled here alone (`PushTarget.name`).
+The CLI checks `--registry` (each one), `--repository` (alias `--name`) and `--tag` against
+Docker's grammar (`reference`) here: into a `TargetRequest` for an archive or OCI layout, which
+fills in what was not given from the name it records; into an `EnginePushPlan` (`plan_push`) for a
+local image, whose own name fills it in. Every layer below takes these values as they are and
+never parses the strings again; `HOST:PORT/NAME` is spelled here alone (`PushTarget.name`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from jenkins_registry.errors import InvalidReferenceError, UsageError
-from jenkins_registry.reference import looks_like_image_id, parse_path, parse_reference, parse_tag
+from jenkins_registry.reference import (
+    looks_like_image_id,
+    parse_path,
+    parse_reference,
+    parse_registry,
+    parse_tag,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,8 +81,8 @@ def plan_push(image: str, *, registry: str, repository: str | None,
     """Check the `--image` inputs against Docker's grammar and fill in the defaults: the one place
     they are parsed. *registry* comes from `reference.parse_registry`, checked already.
 
-    --name defaults to the image's own path (without its registry), --tag to the image's own tag,
-    else `latest`. An image ID has no name, so it needs --name.
+    --repository defaults to the image's own path (without its registry), --tag to the image's
+    own tag, else `latest`. An image ID has no name, so it needs --repository.
     """
     checked_tags = parse_tags(tags)
     is_id = looks_like_image_id(image)
@@ -86,7 +92,8 @@ def plan_push(image: str, *, registry: str, repository: str | None,
         if repository is None:
             raise UsageError(
                 f"--image {image} is an image ID, which has no repository name.",
-                hint="Give the name to push it under with --name, e.g. --name local/jenkins.",
+                hint="Give the path to push it under with --repository (alias --name), e.g. "
+                "--repository local/jenkins.",
             )
     else:
         ref = parse_reference(image)
@@ -100,7 +107,7 @@ def plan_push(image: str, *, registry: str, repository: str | None,
 
 
 def parse_request(registry: str, repository: str | None, tags: Iterable[str]) -> TargetRequest:
-    """`--name` and `--tag`, checked in that order, for *registry* (checked already)."""
+    """`--repository` and `--tag`, checked in that order, for *registry* (checked already)."""
     return TargetRequest(registry=registry,
                          repository=parse_path(repository) if repository is not None else None,
                          tags=parse_tags(tags))
@@ -117,3 +124,11 @@ def parse_tags(texts: Iterable[str]) -> tuple[str, ...]:
             hint="Set the variable in the job (or give it a default: --tag \"${GIT_COMMIT:-dev}\"), "
             "or drop that --tag.")
     return tuple(dict.fromkeys(parse_tag(text) for text in texts))
+
+
+def parse_registries(texts: Iterable[str]) -> tuple[str, ...]:
+    """Check every `--registry` (`reference.parse_registry`) and drop repeats, keeping the order
+    given: a registry named twice is pushed once. Registries are the same when their `HOST[:PORT]`
+    is spelled the same; `localhost:5000` and `127.0.0.1:5000` are two (two names the engine
+    tags, two keyring entries)."""
+    return tuple(dict.fromkeys(parse_registry(text) for text in texts))
