@@ -35,6 +35,7 @@ from jenkins_registry.errors import (
 )
 from jenkins_registry.http_transport import HttpTransport, Response, Timeout, TlsError, TransportError
 from jenkins_registry.keyring_store import KeyringStore
+from jenkins_registry.optional_packages import is_installed
 from jenkins_registry.reference import looks_like_image_id, parse_reference, parse_registry, split_host_port
 from jenkins_registry.registry_auth import challenge_of, is_unauthorized
 from jenkins_registry.registry_client import RegistryClient
@@ -355,10 +356,13 @@ def check_credentials(state: _State, transport: HttpTransport, environ: Mapping[
             state.creds_ok = True
             return CheckResult(name=name, status=Status.OK,
                                summary="none found, and the registry needs none")
-        keyring_note = "" if store.available() else (
-            " (no usable OS keyring here: set PYTHON_KEYRING_BACKEND, e.g. "
-            "keyrings.alt.file.PlaintextKeyring, to use `jr login`)"
-        )
+        keyring_note = ""
+        if not is_installed("keyring"):
+            keyring_note = (" (this single-file jr-push holds no keyring: jr-push reads "
+                            f"{DEFAULT_USERNAME_ENV}/{DEFAULT_PASSWORD_ENV})")
+        elif not store.available():
+            keyring_note = (" (no usable OS keyring here: set PYTHON_KEYRING_BACKEND, e.g. "
+                            "keyrings.alt.file.PlaintextKeyring, to use `jr login`)")
         return CheckResult(
             name=name, status=Status.FAIL,
             summary=f"none found in {DEFAULT_USERNAME_ENV}/{DEFAULT_PASSWORD_ENV} or the OS "

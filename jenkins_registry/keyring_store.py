@@ -8,7 +8,8 @@ under their own service names.
 
 Reads raise CredentialsError (KeyringUnavailableError when the backend cannot be loaded) and leave
 to `credentials` whether that aborts or falls through; when no backend is configured at all (the
-`fail` backend keyring picks on a headless agent) there is nothing to read and reads return None.
+`fail` backend keyring picks on a headless agent), or the keyring package is not installed (the
+single-file jr-push leaves it out), there is nothing to read and reads return None; writes raise.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from jenkins_registry.errors import CredentialsError, KeyringUnavailableError
+from jenkins_registry.errors import CredentialsError, KeyringUnavailableError, MissingPackageError
+from jenkins_registry.optional_packages import is_installed, require
 from jenkins_registry.secret_types import Secret, UsernamePassword
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,7 @@ class KeyringStore:
     @property
     def backend(self) -> Any:
         if self._backend is None:
+            require(["keyring"], "Using the OS keyring")  # MissingPackageError, not "could not be loaded"
             try:
                 self._backend = _load_default_backend()
             except Exception as exc:  # any import/config problem of a third-party backend
@@ -56,7 +59,7 @@ class KeyringStore:
     def available(self) -> bool:
         try:
             return not _is_unusable(self.backend)
-        except KeyringUnavailableError:
+        except (KeyringUnavailableError, MissingPackageError):
             return False
 
     def ensure_usable(self) -> None:
@@ -73,8 +76,12 @@ class KeyringStore:
         """The backend to read from, or None when no backend is configured (nothing stored there).
 
         A backend that fails to load raises KeyringUnavailableError: a misconfiguration is
-        reported, not mistaken for an empty keyring.
+        reported, not mistaken for an empty keyring. Without the keyring package nothing can have
+        been stored through it: that is no misconfiguration, and not worth a warning.
         """
+        if self._backend is None and not is_installed("keyring"):
+            log.debug("the keyring package is not installed; skipping the keyring for %s", what)
+            return None
         backend = self.backend
         if _is_unusable(backend):
             log.debug("no usable keyring backend; skipping the keyring for %s", what)

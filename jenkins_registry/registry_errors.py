@@ -29,11 +29,20 @@ LOGIN_HINT = (
 )
 
 
+ZIPAPP_LOGIN_HINT = (
+    "Bind the registry credential to DOCKER_LOGIN_USERNAME / DOCKER_LOGIN_PASSWORD in the Jenkins "
+    "job (the single-file jr-push has no keyring, so `jr login` is not available here)."
+)
+
+
 def no_credentials(registry: str) -> CredentialsError:
+    from jenkins_registry.optional_packages import running_from_zipapp
+
+    hint = ZIPAPP_LOGIN_HINT if running_from_zipapp() else LOGIN_HINT.format(registry=registry)
     return CredentialsError(
         f"The registry {registry} requires a login, but no credentials were given "
         "(no basic auth credentials).",
-        hint=LOGIN_HINT.format(registry=registry),
+        hint=hint,
     )
 
 
