@@ -9,6 +9,13 @@ here to the environment of each `sh` process.
 `sh` runs like durable-task's BourneShellScript: the script in `<cwd>@tmp/durable-XXXXXXXX/script.sh`,
 `sh -xe script.sh` unless it starts with `#!` (then executed as is), output into the log (stdout
 returned instead with returnStdout), the environment the build's plus withEnv/withCredentials layers.
+
+Shared libraries: `set_global_libraries(emulator, {"name": GlobalLibrary(url)})` is the controller's
+"Global Pipeline Libraries" configuration (what JCasC's `globalLibraries` sets). A Jenkinsfile's
+`@Library('name[@version]') _` then has the library's git repository checked out at that version
+(default `default_version`) into the build's `libs/` directory, and its `vars/*.groovy` become global
+steps. Only `vars/` is modelled (`src/` refuses with NotModelledError). `sh_steps(emulator)` lists
+every `sh` step the controller's pipelines ran: the script text and the environment it got.
 """
 
 from __future__ import annotations
@@ -22,8 +29,10 @@ import stat
 import subprocess
 import tempfile
 import threading
+import weakref
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -43,6 +52,7 @@ from tests.support.agent_build import (
 )
 from tests.support.agent_git import GitSource, checkout, parse_git_scm, read_file
 from tests.support.groovy_runtime import find_linter
+from tests.support.jenkins_emulator import JenkinsEmulator
 
 DSL = Path(__file__).with_name("pipeline_dsl.groovy")
 FLOW_ELEMENTS = ("actions", "description", "keepDependencies", "properties", "definition", "triggers",
@@ -67,6 +77,58 @@ def groovy_classpath() -> str | None:
 
 
 _COMPILE_LOCK = threading.Lock()
+
+
+# -- the controller's shared libraries, and what its sh steps received ---------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class GlobalLibrary:
+    """A global (trusted) library retrieved from git ("Modern SCM"), as JCasC's `globalLibraries`
+    declares it: `@Library('NAME')` loads *default_version*, `@Library('NAME@REF')` another ref."""
+
+    url: str
+    default_version: str = "main"
+    allow_version_override: bool = True
+
+
+@dataclass(frozen=True)
+class ShStep:
+    """One `sh` step as the agent ran it: the script text, its directory and its whole environment
+    (bound credentials included: compare, never print)."""
+
+    script: str
+    cwd: str
+    env: Mapping[str, str] = field(repr=False)
+    job: str
+    number: int
+
+
+@dataclass
+class _Controller:
+    libraries: dict[str, GlobalLibrary] = field(default_factory=dict)
+    sh_steps: list[ShStep] = field(default_factory=list)
+
+
+_CONTROLLERS: weakref.WeakKeyDictionary[JenkinsEmulator, _Controller] = weakref.WeakKeyDictionary()
+_CONTROLLERS_LOCK = threading.Lock()
+
+
+def _controller(jenkins: JenkinsEmulator) -> _Controller:
+    with _CONTROLLERS_LOCK:
+        return _CONTROLLERS.setdefault(jenkins, _Controller())
+
+
+def set_global_libraries(jenkins: JenkinsEmulator, libraries: Mapping[str, GlobalLibrary]) -> None:
+    """The controller's Global Pipeline Libraries (replacing any set before)."""
+    controller = _controller(jenkins)
+    controller.libraries = dict(libraries)
+
+
+def sh_steps(jenkins: JenkinsEmulator) -> list[ShStep]:
+    """Every sh step the pipelines of *jenkins* have run so far, in order."""
+    with _CONTROLLERS_LOCK:
+        return list(_CONTROLLERS.get(jenkins, _Controller()).sh_steps)
 
 
 def compiled_dsl(java: str, classpath: str) -> Path:
@@ -270,6 +332,9 @@ class _Session:
             else:
                 argv = ["sh", "-xe", str(script)]
             env = {**self._env(request["layers"]), "JENKINS_SERVER_COOKIE": f"durable-{control.name[8:]}"}
+            with _CONTROLLERS_LOCK:
+                _CONTROLLERS.setdefault(self.build.jenkins, _Controller()).sh_steps.append(
+                    ShStep(script_text, str(cwd), dict(env), self.build.job, self.build.number))
             status, stdout = self.build.run_process(argv, cwd=cwd, env=env,
                                                     capture_stdout=bool(request.get("returnStdout")))
         return {"status": status, "stdout": stdout}
@@ -319,3 +384,44 @@ class _Session:
 
     def _op_fileExists(self, request: dict[str, Any]) -> dict[str, Any]:
         return {"exists": self._path(request).exists()}
+
+    def _op_library(self, request: dict[str, Any]) -> dict[str, Any]:
+        """pipeline-groovy-lib's LibraryAdder: the library from the controller's configuration,
+        checked out into the build's `libs/` directory; its vars/*.groovy sources."""
+        spec = str(request["spec"])
+        name, at, version = spec.partition("@")
+        library = _controller(self.build.jenkins).libraries.get(name)
+        if library is None:
+            raise StepError(f"Could not find any definition of libraries [{spec}]")
+        if at and not library.allow_version_override:
+            raise StepError(f"Version override not permitted for library {name}")
+        version = version or library.default_version
+        self.build.say(f"Loading library {name}@{version}")
+        target = self.build.artifacts_dir.parent / "libs" / hashlib.sha256(name.encode()).hexdigest()
+        shutil.rmtree(target, ignore_errors=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self._git(None, "clone", "-q", "--no-checkout", "--", library.url, str(target))
+        self.build.say(f"Attempting to resolve {version} from remote references...")
+        for ref in (f"refs/remotes/origin/{version}", f"refs/tags/{version}", version):
+            done = self._git(target, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
+            if done.returncode == 0:
+                commit = done.stdout.strip()
+                break
+        else:
+            raise StepError(f"No version {version} found for library {name}")
+        self._git(target, "checkout", "-q", "--detach", commit)
+        self.build.say(f"Checking out Revision {commit} ({version})")
+        if (target / "src").exists():
+            raise NotModelledError(f"the src/ classes of library {name}", self.build.log_text())
+        vars_dir = target / "vars"
+        if not vars_dir.is_dir():
+            raise StepError(f"Library {name} expected to contain at least one of src or vars directories")
+        return {"vars": {path.stem: path.read_text(encoding="utf-8")
+                         for path in sorted(vars_dir.glob("*.groovy"))}}
+
+    def _git(self, cwd: Path | None, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=120,
+                              env={**self.build.environ, "GIT_TERMINAL_PROMPT": "0"}, check=False)
+        if check and done.returncode != 0:
+            raise StepError(f"git {args[0]} of a library failed: {done.stderr.strip()[-500:]}")
+        return done

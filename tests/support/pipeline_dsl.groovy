@@ -16,8 +16,20 @@
 
 import groovy.json.JsonOutput
 import groovy.json.JsonSlurper
+import org.codehaus.groovy.ast.AnnotatedNode
+import org.codehaus.groovy.ast.AnnotationNode
+import org.codehaus.groovy.ast.ClassCodeVisitorSupport
+import org.codehaus.groovy.ast.ClassNode
+import org.codehaus.groovy.ast.expr.ConstantExpression
+import org.codehaus.groovy.ast.expr.Expression
+import org.codehaus.groovy.ast.expr.ListExpression
+import org.codehaus.groovy.classgen.GeneratorContext
+import org.codehaus.groovy.control.CompilePhase
 import org.codehaus.groovy.control.CompilerConfiguration
 import org.codehaus.groovy.control.MultipleCompilationErrorsException
+import org.codehaus.groovy.control.SourceUnit
+import org.codehaus.groovy.control.customizers.CompilationCustomizer
+import org.codehaus.groovy.runtime.InvokerHelper
 
 /** hudson.AbortException: the build log shows "ERROR: <message>". */
 class StepFailure extends RuntimeException {
@@ -414,6 +426,55 @@ class EnvironmentSection {
 }
 
 // -------------------------------------------------------------------------------------------------
+// Shared libraries (pipeline-groovy-lib): `@Library('name[@version]') _` is read at compile time, as
+// LibraryDecorator does, and removed there, so no Library class is needed; the harness retrieves each
+// library (its global libraries are the controller's configuration) and the DSL loads its vars/*.groovy
+// as global variables: `name(…)` calls the variable's call(…), as UserDefinedGlobalVariable does.
+
+/** Collects (and strips) the @Library annotations of the Jenkinsfile while it compiles. */
+class LibraryAnnotations extends CompilationCustomizer {
+    final List<String> libraries = []
+
+    LibraryAnnotations() { super(CompilePhase.CONVERSION) }
+
+    @Override
+    void call(SourceUnit source, GeneratorContext context, ClassNode classNode) {
+        new LibraryVisitor(source, libraries).visitClass(classNode)
+    }
+}
+
+class LibraryVisitor extends ClassCodeVisitorSupport {
+    static final List<String> NAMES = ['Library', 'org.jenkinsci.plugins.workflow.libs.Library']
+    private final SourceUnit source
+    private final List<String> found
+
+    LibraryVisitor(SourceUnit source, List<String> found) {
+        this.source = source
+        this.found = found
+    }
+
+    protected SourceUnit getSourceUnit() { source }
+
+    @Override
+    void visitAnnotations(AnnotatedNode node) {
+        List<AnnotationNode> libraryAnnotations = node.annotations.findAll { it.classNode.name in NAMES }
+        libraryAnnotations.each { AnnotationNode annotation ->
+            annotation.members.keySet().each { String member ->
+                if (member != 'value') throw new NotModelled("@Library(${member}: …)")
+            }
+            Expression value = annotation.getMember('value')
+            List<Expression> items = value instanceof ListExpression ? ((ListExpression) value).expressions : [value]
+            items.each { Expression item ->
+                if (!(item instanceof ConstantExpression)) throw new NotModelled("@Library(${item.text})")
+                found << String.valueOf(((ConstantExpression) item).value)
+            }
+        }
+        node.annotations.removeAll(libraryAnnotations)
+        super.visitAnnotations(node)
+    }
+}
+
+// -------------------------------------------------------------------------------------------------
 // The steps and the interpreter
 
 class Dsl {
@@ -423,7 +484,7 @@ class Dsl {
     static final List<String> SYMBOLS = ['scmGit', 'string', 'usernameColonPassword', 'usernamePassword']
     // Steps Jenkins (with the plugins of jenkins-api.md §7b, and some common ones) has that are not modelled.
     static final List<String> NOT_MODELLED = [
-        'bat', 'build', 'catchError', 'cleanWs', 'docker', 'input', 'junit', 'library', 'load', 'lock',
+        'bat', 'build', 'catchError', 'cleanWs', 'docker', 'input', 'junit', 'library', 'libraryResource', 'load', 'lock',
         'milestone', 'node', 'parallel', 'powershell', 'properties', 'retry', 'sshagent', 'stash',
         'timeout', 'timestamps', 'tool', 'unstash', 'waitUntil', 'warnError', 'withDockerContainer',
         'withDockerRegistry', 'withDockerServer', 'ws', 'file', 'sshUserPrivateKey', 'certificate',
@@ -438,6 +499,7 @@ class Dsl {
     final EnvProxy env = new EnvProxy(this)
     final boolean hasScm
     final ScmRef scmRef = new ScmRef()
+    final Map<String, Script> globalVars = [:]  // vars/NAME.groovy of the loaded libraries
     Script script
     boolean onNode
     String workspace
@@ -447,6 +509,23 @@ class Dsl {
         this.baseEnv = new LinkedHashMap<String, String>((Map) init.env)
         this.hasScm = (boolean) init.hasScm
         this.currentBuild = new CurrentBuild((int) init.number, (String) init.jobName, (String) init.buildUrl)
+    }
+
+    // -- shared libraries -------------------------------------------------------------------------
+    /** Retrieve each library (the harness checks it out) and compile its vars as global variables. */
+    void loadLibraries(List<String> libraries) {
+        libraries.each { String spec ->
+            Map reply = channel.call([op: 'library', spec: spec])
+            ((Map<String, String>) reply.vars).each { String name, String text ->
+                if (globalVars.containsKey(name)) throw new NotModelled("two libraries defining vars/${name}.groovy")
+                CompilerConfiguration config = new CompilerConfiguration()
+                config.scriptBaseClass = DelegatingScript.name
+                GroovyShell shell = new GroovyShell(this.class.classLoader, new Binding(), config)
+                DelegatingScript variable = (DelegatingScript) shell.parse(text, name)
+                variable.setDelegate(this)  // steps, env and currentBuild resolve as in the Jenkinsfile
+                globalVars[name] = variable
+            }
+        }
     }
 
     // -- environment ------------------------------------------------------------------------------
@@ -543,6 +622,7 @@ class Dsl {
         if (name == 'out') return new PrintWriter(new LogWriter(channel), true)  // Script.println
         // getBinding()/getMetaClass(), not .binding/.metaClass: a DelegatingScript's properties are the delegate's
         if (script != null && script.getBinding().hasVariable(name)) return script.getBinding().getVariable(name)
+        if (globalVars.containsKey(name)) return globalVars[name]
         checkNotSecret(name)
         Map<String, String> e = effectiveEnv()
         if (e.containsKey(name)) return e[name]  // Jenkins exposes environment variables as globals
@@ -559,6 +639,7 @@ class Dsl {
         if (script != null && script.getMetaClass().respondsTo(script, name, a)) {
             return script.getMetaClass().invokeMethod(script, name, a)  // a method the Jenkinsfile defines
         }
+        if (globalVars.containsKey(name)) return InvokerHelper.invokeMethod(globalVars[name], 'call', a)
         if (name in NOT_MODELLED) throw new NotModelled("the step '${name}'")
         throw new NoSuchMethodError("No such DSL method '${name}' found among steps ${STEPS} or symbols ${SYMBOLS}")
     }
@@ -1019,10 +1100,13 @@ String result
 try {
     CompilerConfiguration config = new CompilerConfiguration()
     config.scriptBaseClass = DelegatingScript.name
+    LibraryAnnotations libraries = new LibraryAnnotations()
+    config.addCompilationCustomizers(libraries)
     GroovyShell shell = new GroovyShell(this.class.classLoader, new Binding(), config)
     DelegatingScript script = (DelegatingScript) shell.parse((String) init.script, 'WorkflowScript')
     script.setDelegate(dsl)
     dsl.script = script
+    dsl.loadLibraries(libraries.libraries)
     channel.log('[Pipeline] Start of Pipeline')
     script.run()
     channel.log('[Pipeline] End of Pipeline')
