@@ -63,6 +63,12 @@ DEFAULT_PIDFILE = Path("/var/run/docker.pid")  # dockerd's --pidfile default for
 KEY = "insecure-registries"
 DEFAULT_INDENT = 2
 RELOAD_COMMANDS = ("sudo systemctl reload docker", "sudo kill -HUP $(pidof dockerd)")
+# sudo resets PATH (secure_path), so `sudo jr` misses a jr installed in a virtualenv or by pipx.
+AS_ROOT_COMMAND = 'sudo "$(command -v jr)" docker insecure-registry'
+AS_ROOT_HINT = (f"daemon.json belongs to root: run it as `{AS_ROOT_COMMAND} add|remove HOST:PORT` "
+                "(sudo resets PATH, so a plain `sudo jr` does not find a jr installed in a "
+                "virtualenv or with pipx), or pass a file you may write with --daemon-json; the file "
+                "was not changed.")
 MAX_SIZE = 1024 * 1024  # real files hold a few hundred bytes; the engine reads the whole file
 
 
@@ -243,11 +249,15 @@ def save(config: DaemonConfig, data: Mapping[str, Any]) -> Path | None:
                 with contextlib.suppress(PermissionError):
                     os.chown(backup, like.st_uid, like.st_gid)
         write_atomic(target, payload, like=like)
+    except PermissionError as exc:
+        raise PermissionDeniedError(
+            f"Not allowed to write {target} ({exc.strerror or type(exc).__name__}).",
+            hint=AS_ROOT_HINT) from exc
     except OSError as exc:
         raise InputFileError(
             f"Cannot write {target} ({exc.strerror or type(exc).__name__}).",
-            hint="Run the command with sudo (daemon.json belongs to root), or pass another file "
-            "with --daemon-json; the file was not changed.",
+            hint="Make room or fix the directory, or pass another file with --daemon-json; the "
+            "file was not changed.",
         ) from exc
     log.info("wrote %s%s", target, f" (backup: {backup})" if backup else "")
     return backup
@@ -268,11 +278,15 @@ def _editing(path: Path, *, create: bool) -> Iterator[None]:
             raise InputFileError(f"Another edit of {path} did not finish ({exc}).",
                                  hint="Run the command again once the other one has finished; "
                                  "nothing was changed.") from exc
+        except PermissionError as exc:
+            raise PermissionDeniedError(
+                f"Not allowed to lock {path} for editing ({exc.strerror or type(exc).__name__}).",
+                hint=AS_ROOT_HINT) from exc
         except OSError as exc:
             raise InputFileError(
                 f"Cannot lock {path} for editing ({exc.strerror or type(exc).__name__}).",
-                hint="Run the command with sudo (daemon.json belongs to root), or pass another "
-                "file with --daemon-json; the file was not changed.",
+                hint="Fix the directory, or pass another file with --daemon-json; the file was "
+                "not changed.",
             ) from exc
         yield
 
@@ -461,7 +475,8 @@ def signal_reload(path: Path, pidfile: Path | None) -> int:
     except PermissionError as exc:
         raise PermissionDeniedError(
             f"Not allowed to signal dockerd (pid {pid}).",
-            hint="Run the command with sudo, or run `sudo systemctl reload docker`.",
+            hint=f"Run it as root: {AS_ROOT_COMMAND} … --reload (sudo resets PATH, so a plain "
+            "`sudo jr` may not find jr), or run `sudo systemctl reload docker`.",
         ) from exc
     except ProcessLookupError as exc:
         raise UsageError(f"dockerd (pid {pid}) exited before it could be reloaded.") from exc

@@ -13,6 +13,7 @@ MANAGED_MARKER = "Managed by jenkins-registry"
 
 JobType = Literal["pipeline", "freestyle"]
 Runner = Literal["jr", "docker"]
+TagSource = Literal["git"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,11 +36,20 @@ class BuildOptions:
 
 @dataclass(frozen=True, kw_only=True)
 class PushSpec:
-    """What the build step pushes: registry, image, tags, and how (jr-push or the docker CLI)."""
+    """What the build step pushes: registry, repository, tags, and how (jr-push or the docker CLI).
+
+    `image` is the repository path in the registry (`--repository`; the field keeps its old name).
+    `local_image` is the image on the agent (`--image`): the name the build tags, with the build's
+    own tag appended, or with build=False the image pushed as it is (NAME[:TAG], NAME@DIGEST or an
+    image ID); None means the repository path itself. `tag_from="git"` lets jr-push add the tags
+    it derives from git on the agent (`jr-push --tag-from git`; runner jr only).
+    """
 
     registry: str
     image: str
+    local_image: str | None = None
     tags: tuple[str, ...] = ()
+    tag_from: TagSource | None = None
     build: bool = True
     runner: Runner = "jr"
     username_variable: str = "DOCKER_LOGIN_USERNAME"

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "render_casc", "render_credential_xml", "render_jenkinsfile", "render_job_xml", "render_shell",
-    "validate_credential_id", "validate_jenkins_name", "validate_push",
+    "validate_credential_id", "validate_jenkins_name", "validate_local_image", "validate_push",
 ]
 
 log = logging.getLogger(__name__)
@@ -130,8 +130,8 @@ def _render(name: str, context: Mapping[str, object], secrets: Collection[str] =
 
 
 def _with_image_hint(exc: InvalidReferenceError) -> InvalidReferenceError:
-    """reference.py's hints name jr-push's --name; here the repository path is --image."""
-    return InvalidReferenceError(exc.message, hint=exc.hint.replace("--name", "--image"))
+    """reference.py's hints name jr-push's --name; here the repository path is --repository."""
+    return InvalidReferenceError(exc.message, hint=exc.hint.replace("--name", "--repository"))
 
 
 def validate_registry(registry: str) -> str:
@@ -153,10 +153,33 @@ def validate_image(image: str) -> str:
         if ":" in last or "@" in last:
             raise InvalidReferenceError(
                 f"The image name {escaping.describe(image)} includes a tag or digest.",
-                hint="Give the repository path with --image (e.g. jenkins-test) and each tag "
-                "with --tag.",
+                hint="Give the repository path with --repository (e.g. jenkins-test) and each "
+                "tag with --tag.",
             ) from None
         raise _with_image_hint(exc) from None
+
+
+def validate_local_image(local: str, *, build: bool) -> str:
+    """The image on the agent (`--image`). With *build*, the name the build tags (`NAME`, the
+    build's own tag is appended, so no tag or digest); without, the image pushed as it is:
+    `NAME[:TAG]`, `NAME@DIGEST` or an image ID."""
+    escaping.refuse_control_characters(local, "local image")
+    if not build and reference.looks_like_image_id(local):
+        return local
+    try:
+        parsed = reference.parse_reference(local)
+    except InvalidReferenceError as exc:
+        raise InvalidReferenceError(
+            f"The local image {escaping.describe(local)} is not a valid image name: {exc.message}",
+            hint="--image names the image on the agent, e.g. --image jenkins-test (with --no-build "
+            "also jenkins-test:1.0 or an image ID); the path in the registry is --repository.",
+        ) from None
+    if build and (parsed.tag is not None or parsed.digest is not None):
+        raise InvalidReferenceError(
+            f"The local image {escaping.describe(local)} has a tag or digest, but the build tags "
+            "its own (NAME:jr-build-<BUILD_TAG>).",
+            hint="Give --image without the tag, or add --no-build to push that image as it is.")
+    return local
 
 
 def validate_tag(tag: str, reserved_variables: Collection[str] = ()) -> str:
@@ -333,8 +356,10 @@ class ValidatedPush:
     """A validated PushSpec as the templates see it (tags defaulted and de-duplicated)."""
 
     registry: str
-    image: str
-    tags: tuple[str, ...]
+    image: str  # the repository path
+    local_image: str  # the image on the agent: the repository path unless --image says otherwise
+    tags: tuple[str, ...]  # none with tag_from and no --tag: jr-push derives them all
+    tag_from: str | None
     build: bool
     runner: str
     username_variable: str
@@ -344,6 +369,25 @@ class ValidatedPush:
     build_options: ValidatedBuild | None  # None without the build step
 
 
+TAG_SOURCES = ("git",)
+
+
+def _check_tag_from(push: PushSpec) -> None:
+    """`--tag-from git` is rendered as jr-push's own option: the plain docker steps have no way
+    to derive the tags, so it is refused there rather than dropped."""
+    if push.tag_from is None:
+        return
+    if push.tag_from not in TAG_SOURCES:
+        raise UsageError(f"Unknown tag source {escaping.describe(str(push.tag_from))}.",
+                         hint="Use --tag-from git.")
+    if push.runner != "jr":
+        raise UsageError(
+            "--tag-from git needs --runner jr: jr-push derives the tags from git on the agent; "
+            "the plain docker commands cannot.",
+            hint="Use --runner jr (the default), or drop --tag-from and name the tags, e.g. "
+            "--tag '${GIT_COMMIT}'.")
+
+
 def validate_push(push: PushSpec, *, source_url: str | None = None) -> ValidatedPush:
     """Check every field of *push*; raise UnsafeValueError / InvalidReferenceError / UsageError.
 
@@ -351,21 +395,27 @@ def validate_push(push: PushSpec, *, source_url: str | None = None) -> Validated
     """
     registry = validate_registry(push.registry)
     image = validate_image(push.image)
+    local_image = image if push.local_image is None else validate_local_image(
+        push.local_image, build=bool(push.build))
     if push.runner not in ("jr", "docker"):
         raise UsageError(f"Unknown runner {escaping.describe(push.runner)}.",
                          hint="Use --runner jr (default) or --runner docker.")
+    _check_tag_from(push)
     username_var = escaping.validate_variable_name(push.username_variable, "username variable")
     password_var = escaping.validate_variable_name(push.password_variable, "password variable")
     if username_var == password_var:
         raise UsageError("The username and password variables must differ.",
                          hint="Keep the defaults DOCKER_LOGIN_USERNAME / DOCKER_LOGIN_PASSWORD.")
     reserved = (username_var, password_var)
-    tags = tuple(dict.fromkeys(validate_tag(tag, reserved) for tag in push.tags)) or (DEFAULT_TAG,)
+    tags = tuple(dict.fromkeys(validate_tag(tag, reserved) for tag in push.tags))
+    if not tags and push.tag_from is None:
+        tags = (DEFAULT_TAG,)
     if not push.build:
         _refuse_unused_build_options(push.build_options)
     build = validate_build(push.build_options, source_url, reserved) if push.build else None
     return ValidatedPush(
-        registry=registry, image=image, tags=tags, build=bool(push.build), runner=push.runner,
+        registry=registry, image=image, local_image=local_image, tags=tags, tag_from=push.tag_from,
+        build=bool(push.build), runner=push.runner,
         username_variable=username_var, password_variable=password_var,
         default_variables=(username_var, password_var)
         == (DEFAULT_USERNAME_VARIABLE, DEFAULT_PASSWORD_VARIABLE),
@@ -468,7 +518,7 @@ def _job_shape(spec: JobSpec) -> tuple[PushSpec, str] | None:
         return None
     if spec.push is None or spec.credentials_id is None:
         raise UsageError("A job that pushes needs the push settings and a credentials id.",
-                         hint="Pass --registry, --image and --credentials-id.")
+                         hint="Pass --registry, --repository and --credentials-id.")
     if spec.push.build and spec.scm is None:
         raise UsageError(
             "A job that builds the image needs a source to build from.",

@@ -212,9 +212,55 @@ def test_failed_rename_leaves_the_file_untouched(tmp_path: Path, monkeypatch: py
     code, _, err = run(["docker", "insecure-registry", "add", REGISTRY, "--daemon-json", str(path)],
                        capsys)
     assert code == ExitCode.INVALID_INPUT_FILE
-    assert "No space left on device" in err and "sudo" in err
+    assert "No space left on device" in err and "--daemon-json" in err
+    assert "sudo" not in err  # root would not make room
     assert path.read_text() == '{"debug": true}\n'
     assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("step", ["replace", "lock"])
+def test_permission_denied_says_how_to_run_it_under_sudo(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        step: str) -> None:
+    """sudo resets PATH, so `sudo jr` misses a venv's or pipx's jr: the hint names this jr."""
+    path = tmp_path / "daemon.json"
+    path.write_text('{"debug": true}\n')
+
+    def deny(*_: Any, **__: Any) -> Any:
+        raise PermissionError(13, "Permission denied")
+
+    if step == "replace":
+        monkeypatch.setattr(daemon_config.os, "replace", deny)
+    else:
+        monkeypatch.setattr(daemon_config, "edit_lock", deny)
+    code, out, err = run(["docker", "insecure-registry", "add", REGISTRY, "--daemon-json", str(path)],
+                         capsys)
+    assert (code, out) == (ExitCode.PERMISSION, "")
+    assert "Permission denied" in err
+    assert 'sudo "$(command -v jr)" docker insecure-registry add|remove HOST:PORT' in err
+    assert path.read_text() == '{"debug": true}\n'
+    assert leftovers(tmp_path) == []
+
+
+def test_the_entry_defaults_to_jr_registry(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "daemon.json"
+    argv = ["docker", "insecure-registry", "add", "--daemon-json", str(path)]
+    code, out, _ = run(argv, capsys, {"JR_REGISTRY": REGISTRY})
+    assert code == 0 and f"added {REGISTRY}" in out
+    assert json.loads(path.read_text()) == {"insecure-registries": [REGISTRY]}
+    code, out, err = run(argv, capsys, {})
+    assert (code, out) == (ExitCode.USAGE, "")
+    assert "No registry given" in err and 'sudo "$(command -v jr)" docker insecure-registry add' in err
+    code, out, _ = run(["docker", "insecure-registry", "remove", "--daemon-json", str(path)], capsys,
+                       {"JR_REGISTRY": REGISTRY})
+    assert code == 0 and json.loads(path.read_text()) == {"insecure-registries": []}
+
+
+def test_help_says_how_to_run_it_under_sudo(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["docker", "insecure-registry", "add", "--help"],
+                 ["docker", "insecure-registry", "--help"]):
+        code, out, _ = run(argv, capsys)
+        assert code == 0 and 'sudo "$(command -v jr)" docker insecure-registry add' in out
 
 
 def test_load_errors_are_input_file_errors(tmp_path: Path) -> None:

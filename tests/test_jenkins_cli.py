@@ -3,6 +3,7 @@ where secrets come from, and that no secret is ever printed, logged or left in a
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -128,6 +129,56 @@ def test_credential_password_from_the_keyring_entry_of_jr_login(emu: JenkinsEmul
     # an entry stored for another user is not used
     code, _, _ = run(capsys, [*CREDENTIAL, "--registry", "127.0.0.1:8082", "--username", "someone"], env)
     assert code == ExitCode.CREDENTIALS
+
+
+def test_credential_keyring_registry_defaults_to_jr_registry(emu: JenkinsEmulator, file_keyring: None,
+                                                             capsys: Capture) -> None:
+    from jenkins_registry.keyring_store import KeyringStore
+
+    KeyringStore().set("127.0.0.1:8082", REGISTRY_USER, Secret(REGISTRY_PASSWORD))
+    env = environ(emu, JR_REGISTRY="127.0.0.1:8082")
+    del env["DOCKER_LOGIN_PASSWORD"]
+    code, _, err = run(capsys, CREDENTIAL, env)
+    assert code == 0 and "from the OS keyring" in err
+    assert emu.credential("reg").field("password") == REGISTRY_PASSWORD  # type: ignore[union-attr]
+
+
+class Stdin(io.StringIO):
+    """Standard input that is a pipe, never a terminal: no prompt may be shown."""
+
+    def isatty(self) -> bool:
+        return False
+
+
+@pytest.mark.parametrize("piped", [f"{REGISTRY_PASSWORD}", f"{REGISTRY_PASSWORD}\n",
+                                   f"{REGISTRY_PASSWORD}\r\n"], ids=["bare", "newline", "crlf"])
+def test_credential_password_from_stdin(emu: JenkinsEmulator, capsys: Capture,
+                                        monkeypatch: pytest.MonkeyPatch, piped: str) -> None:
+    # The environment holds another password: standard input wins, and is named in the log only.
+    monkeypatch.setattr(sys, "stdin", Stdin(piped))
+    code, out, err = run(capsys, [*CREDENTIAL, "--password-stdin", "--debug"],
+                         environ(emu, DOCKER_LOGIN_PASSWORD="not-this-one"))
+    assert (code, out) == (0, "created credential reg in the system store\n")
+    assert "from standard input" in err
+    assert emu.credential("reg").field("password") == REGISTRY_PASSWORD  # type: ignore[union-attr]
+    assert all(REGISTRY_PASSWORD not in r.path for r in emu.requests)  # in a body, never a URL
+
+
+@pytest.mark.parametrize(("piped", "options", "exit_code", "text"), [
+    ("", [], ExitCode.CREDENTIALS, "is empty"),
+    ("\n", [], ExitCode.CREDENTIALS, "is empty"),
+    (f"{REGISTRY_PASSWORD}\nsecond line\n", [], ExitCode.USAGE, "more than one line"),
+    (f"{REGISTRY_PASSWORD}\n", ["--registry", "127.0.0.1:8082"], ExitCode.USAGE, "would be ignored"),
+    (f"{REGISTRY_PASSWORD}\n", ["--password-env", "X"], ExitCode.USAGE, "not allowed with"),
+])
+def test_credential_password_stdin_refusals(emu: JenkinsEmulator, capsys: Capture,
+                                            monkeypatch: pytest.MonkeyPatch, piped: str,
+                                            options: list[str], exit_code: int, text: str) -> None:
+    monkeypatch.setattr(sys, "stdin", Stdin(piped))
+    code, out, err = run(capsys, [*CREDENTIAL, "--password-stdin", *options], environ(emu))
+    assert (code, out) == (exit_code, "")
+    assert text in err and "Traceback" not in err
+    assert emu.requests == []  # nothing was sent
 
 
 def test_a_keyring_that_cannot_be_read_warns_and_falls_through(

@@ -101,6 +101,11 @@ JENKINSFILE_CASES: dict[str, Pipeline] = {
     "jenkinsfile-build-options.groovy": Pipeline(push=push(build_options=AWKWARD_BUILD),
                                                  agent="linux && 'docker'", concurrent=False),
     "jenkinsfile-checkout.groovy": Pipeline(push=push(runner="docker"), checkout=SCM),
+    # --tag-from git and no --tag: jr-push derives every tag; no default `latest`.
+    "jenkinsfile-jr-tag-from-git.groovy": Pipeline(push=push(tags=(), tag_from="git")),
+    # --repository team/jenkins-test --image jenkins-test: the build tags the local name.
+    "jenkinsfile-jr-local-image.groovy": Pipeline(push=push(image="team/jenkins-test",
+                                                           local_image="jenkins-test")),
 }
 SHELL_CASES: dict[str, Step] = {
     "shell-jr-build.sh": Step(push=push()),
@@ -108,6 +113,12 @@ SHELL_CASES: dict[str, Step] = {
     "shell-docker-build.sh": Step(push=push(runner="docker")),
     "shell-docker-nobuild.sh": Step(push=push(runner="docker", build=False)),
     "shell-build-options.sh": Step(push=push(runner="docker", build_options=AWKWARD_BUILD), scm=SCM),
+    "shell-jr-tag-from-git.sh": Step(push=push(tags=("latest",), tag_from="git")),
+    # --no-build --image jenkins-test:1.0 --repository team/jenkins-test
+    "shell-docker-local-image.sh": Step(push=push(runner="docker", build=False, image="team/jenkins-test",
+                                                  local_image="jenkins-test:1.0")),
+    "shell-jr-local-image.sh": Step(push=push(build=False, image="team/jenkins-test",
+                                              local_image="jenkins-test:1.0")),
 }
 JOB_CASES: dict[str, JobSpec] = {
     "job-pipeline-inline.xml": JobSpec(
@@ -168,7 +179,7 @@ def test_every_template_has_golden_coverage() -> None:
     assert shipped == ["Jenkinsfile.j2", "_push.sh.j2", "_scm.xml.j2", "casc.yaml.j2", "credential.xml.j2",
                        "job-freestyle.xml.j2", "job-pipeline.xml.j2", "shell.sh.j2"]
     # casc*.yaml are test_render_casc.py's golden files
-    golden = {p.name for p in GOLDEN_DIR.iterdir() if not p.name.startswith("casc")}
+    golden = {p.name for p in GOLDEN_DIR.iterdir() if p.is_file() and not p.name.startswith("casc")}
     assert golden == set(golden_renderings()), "stale or missing files in tests/golden/"
 
 

@@ -22,7 +22,7 @@ from tests.support.services import REGISTRY_PASSWORD
 from tests.test_escaping import parse_xml
 from tests.test_render import CREDENTIALS_ID, IMAGE, REGISTRY, ROOT, TAGS
 
-BASE = ["--registry", REGISTRY, "--image", IMAGE, "--tag", TAGS[0], "--tag", TAGS[1]]
+BASE = ["--registry", REGISTRY, "--repository", IMAGE, "--tag", TAGS[0], "--tag", TAGS[1]]
 # An environment as a Jenkins agent inside withCredentials has it: the secret is right there.
 SECRET_ENV = {"DOCKER_LOGIN_USERNAME": "ci-bot", "DOCKER_LOGIN_PASSWORD": REGISTRY_PASSWORD,
               "JENKINS_API_TOKEN": REGISTRY_PASSWORD, "PATH": os.environ.get("PATH", "")}
@@ -98,9 +98,9 @@ def test_render_flavours(jr: Run, options: list[str], spec: PushSpec) -> None:
 
 def test_registry_defaults_to_jr_registry(jr: Run) -> None:
     env = {**SECRET_ENV, "JR_REGISTRY": "127.0.0.1:5000"}
-    result = jr("render", "shell", "--image", IMAGE, environ=env)
+    result = jr("render", "shell", "--repository", IMAGE, environ=env)
     assert result.code == 0 and "--registry 127.0.0.1:5000 " in result.out
-    result = jr("render", "shell", "--image", IMAGE, "--registry", REGISTRY, environ=env)
+    result = jr("render", "shell", "--repository", IMAGE, "--registry", REGISTRY, environ=env)
     assert result.code == 0 and f"--registry {REGISTRY} " in result.out  # the option wins
 
 
@@ -175,7 +175,8 @@ def test_render_job_from_scm(jr: Run) -> None:
 
 
 @pytest.mark.parametrize("option", [
-    ["--registry", REGISTRY], ["--image", IMAGE], ["--tag", "x"], ["--credentials-id", "c"],
+    ["--registry", REGISTRY], ["--repository", IMAGE], ["--image", IMAGE], ["--tag", "x"],
+    ["--tag-from", "git"], ["--credentials-id", "c"],
     ["--runner", "jr"], ["--build"], ["--no-build"], ["--dockerfile", "D"], ["--context", "."],
     ["--build-arg", "A=b"], ["--label", "k=v"], ["--pull"], ["--no-oci-labels"],
     ["--oci-source", GIT_URL], ["--agent", "x"], ["--no-concurrent"], ["--concurrent"],
@@ -226,16 +227,19 @@ def test_documented_example_command_renders_jenkinsfile_example(jr: Run, tmp_pat
 
 
 @pytest.mark.parametrize(("argv", "fragment"), [
-    (["render", "jenkinsfile", "--image", IMAGE, "--credentials-id", "c"], "No registry given"),
+    (["render", "jenkinsfile", "--repository", IMAGE, "--credentials-id", "c"], "No registry given"),
     (["render", "jenkinsfile", *BASE, "--credentials-id", "bad id"], "credentials id"),
     (["render", "jenkinsfile", *BASE, "--credentials-id", "c", "--tag", "a\nb"], "control character"),
     (["render", "jenkinsfile", *BASE, "--credentials-id", "c", "--tag", "$BUILD_NUMBER"],
      "not a ${NAME}"),
     (["render", "jenkinsfile", *BASE, "--credentials-id", "c", "--tag",
       "${DOCKER_LOGIN_PASSWORD}"], "credential variable"),
-    (["render", "shell", "--registry", "https://10.211.55.6:8082", "--image", IMAGE], "scheme"),
-    (["render", "shell", "--registry", REGISTRY, "--image", "Jenkins-Test"], "not valid"),
-    (["render", "shell", "--registry", REGISTRY, "--image", "jenkins-test:1"], "tag or digest"),
+    (["render", "shell", "--registry", "https://10.211.55.6:8082", "--repository", IMAGE], "scheme"),
+    (["render", "shell", "--registry", REGISTRY, "--repository", "Jenkins-Test"], "not valid"),
+    (["render", "shell", "--registry", REGISTRY, "--repository", "jenkins-test:1"], "tag or digest"),
+    (["render", "shell", *BASE, "--image", "app:1"], "build tags its own"),
+    (["render", "shell", *BASE, "--image", "Bad Name", "--no-build"], "not a valid image name"),
+    (["render", "shell", *BASE, "--tag-from", "git", "--runner", "docker"], "needs --runner jr"),
     (["render", "job", "--type", "freestyle", *BASE, "--credentials-id", "c", "--scm-url", "u",
       "--script-path", "J"], "only applies to --type pipeline"),
     (["render", "job", "--type", "pipeline", *BASE, "--credentials-id", "c", "--scm-branch", "b"],
@@ -245,7 +249,7 @@ def test_documented_example_command_renders_jenkinsfile_example(jr: Run, tmp_pat
      "needs a source"),
     (["render", "job", "--type", "pipeline", *BASE, "--scm-url", "u"], "No credentials id given"),
     (["render", "job", "--type", "pipeline", "--registry", REGISTRY, "--credentials-id", "c",
-      "--scm-url", "u"], "No image given"),
+      "--scm-url", "u"], "No repository given"),
     (["render", "shell", *BASE, "--build-arg", "NOEQUALS"], "has no '='"),
     (["render", "shell", *BASE, "--label", "k"], "has no '='"),
     (["render", "shell", *BASE, "--label", "bad key=v"], "label key"),
@@ -295,7 +299,7 @@ def test_debug_shows_a_traceback_but_still_no_secret(jr: Run) -> None:
 
 
 def test_missing_required_option_is_an_argparse_usage_error(jr: Run) -> None:
-    result = jr("render", "jenkinsfile", "--registry", REGISTRY, "--image", IMAGE)
+    result = jr("render", "jenkinsfile", "--registry", REGISTRY, "--repository", IMAGE)
     assert result.code == ExitCode.USAGE and result.out == ""
     assert "--credentials-id" in result.err and "Traceback" not in result.err
 

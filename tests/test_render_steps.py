@@ -146,8 +146,9 @@ def expected_calls(spec: PushSpec, env: Mapping[str, str], source_url: str | Non
     def expand(value: str) -> str:
         return re.sub(r"\$\{(\w+)\}", lambda m: env.get(m.group(1), ""), value)
 
-    tags = [expand(tag) for tag in dict.fromkeys(spec.tags)] or ["latest"]
-    local = f"{spec.image}:{local_tag(env.get('BUILD_TAG'))}" if spec.build else spec.image
+    tags = [expand(tag) for tag in dict.fromkeys(spec.tags)] or ["latest"] * (spec.tag_from is None)
+    named = spec.local_image or spec.image
+    local = f"{named}:{local_tag(env.get('BUILD_TAG'))}" if spec.build else named
     targets = [f"{spec.registry}/{spec.image}:{tag}" for tag in tags]
     calls: list[tuple[str, list[str]]] = []
     if spec.build:
@@ -165,9 +166,12 @@ def expected_calls(spec: PushSpec, env: Mapping[str, str], source_url: str | Non
             argv += ["--label", f"{key}={expand(value)}"]
         calls.append(("docker", [*argv, "--tag", local, options.context]))
     if spec.runner == "jr":
-        argv = ["--image", local] + ["--name", spec.image] * spec.build + ["--registry", spec.registry]
+        named_otherwise = spec.build or named != spec.image
+        argv = ["--image", local] + ["--name", spec.image] * named_otherwise + ["--registry", spec.registry]
         for tag in tags:
             argv += ["--tag", tag]
+        if spec.tag_from is not None:
+            argv += ["--tag-from", spec.tag_from]
         if spec.username_variable != "DOCKER_LOGIN_USERNAME":
             argv += ["--username-env", spec.username_variable, "--password-env",
                      spec.password_variable]

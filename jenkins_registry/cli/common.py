@@ -60,9 +60,15 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
 REGISTRY_ENV = "JR_REGISTRY"
 
 
-def registry_from(args: argparse.Namespace) -> str:
-    """The registry of a command: --registry, else $JR_REGISTRY (the one place that reads it)."""
+def registry_default(args: argparse.Namespace) -> str | None:
+    """--registry, else $JR_REGISTRY (the one place that reads it), else None."""
     registry: str | None = getattr(args, "registry", None) or args.environ.get(REGISTRY_ENV)
+    return registry or None
+
+
+def registry_from(args: argparse.Namespace) -> str:
+    """The registry of a command that needs one: --registry, else $JR_REGISTRY, else an error."""
+    registry = registry_default(args)
     if not registry:
         raise UsageError(
             "No registry given.",

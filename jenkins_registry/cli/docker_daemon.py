@@ -7,15 +7,26 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from jenkins_registry.cli.common import add_common_options
+from jenkins_registry.cli.common import REGISTRY_ENV, add_common_options, registry_default
+from jenkins_registry.cli.help_text import HelpFormatter, epilog
+from jenkins_registry.errors import UsageError
 
 DEFAULT_DAEMON_JSON = "/etc/docker/daemon.json"
+
+AS_ROOT = f"""\
+as root:
+  {DEFAULT_DAEMON_JSON} belongs to root. sudo resets PATH, so `sudo jr …` does not find a jr
+  installed in a virtualenv or with pipx: give sudo this jr's path,
+    sudo "$(command -v jr)" docker insecure-registry add 10.211.55.6:8082 --reload
+  sudo also drops the environment, so name HOST:PORT rather than relying on ${REGISTRY_ENV}.
+"""
 
 
 def register(subparsers: Any) -> None:
     docker = subparsers.add_parser(
         "docker", help="configure the local Docker engine",
         description="Configure the local Docker engine for a private registry.",
+        epilog=epilog("jr docker", AS_ROOT), formatter_class=HelpFormatter,
     )
     add_common_options(docker)
     docker_sub = docker.add_subparsers(title="subcommands", metavar="SUBCOMMAND")
@@ -24,6 +35,8 @@ def register(subparsers: Any) -> None:
         description="An HTTP registry (e.g. a Nexus HTTP connector on port 8082) must be listed "
         "under insecure-registries in daemon.json, else pushes fail with 'http: server gave HTTP "
         "response to HTTPS client'. The engine reloads the list on SIGHUP; no restart is needed.",
+        epilog=epilog("jr docker insecure-registry", AS_ROOT),
+        formatter_class=HelpFormatter,
     )
     add_common_options(insecure)
     actions = insecure.add_subparsers(title="actions", metavar="ACTION")
@@ -31,10 +44,14 @@ def register(subparsers: Any) -> None:
         ("add", _add, "add HOST:PORT (or a CIDR) to insecure-registries"),
         ("remove", _remove, "remove HOST:PORT (or a CIDR) from insecure-registries"),
     ):
-        action = actions.add_parser(name, help=text, description=text + ".")
+        action = actions.add_parser(
+            name, help=text, description=text + ".",
+            epilog=epilog(f"jr docker insecure-registry {name}", AS_ROOT),
+            formatter_class=HelpFormatter)
         add_common_options(action)
-        action.add_argument("entry", metavar="HOST:PORT",
-                            help="the registry exactly as it starts image names, or a CIDR")
+        action.add_argument("entry", metavar="HOST:PORT", nargs="?",
+                            help="the registry exactly as it starts image names, or a CIDR "
+                            f"(default: ${REGISTRY_ENV})")
         _add_path_option(action)
         action.add_argument("--reload", action="store_true",
                             help="send SIGHUP to dockerd and confirm through the engine's info")
@@ -45,7 +62,9 @@ def register(subparsers: Any) -> None:
         )
         action.set_defaults(handler=func)
     listing = actions.add_parser("list", help="print the insecure-registries entries",
-                                 description="Print the insecure-registries entries, one a line.")
+                                 description="Print the insecure-registries entries, one a line.",
+                                 epilog=epilog("jr docker insecure-registry list"),
+                                 formatter_class=HelpFormatter)
     add_common_options(listing)
     _add_path_option(listing)
     listing.set_defaults(handler=_list)
@@ -60,10 +79,17 @@ def _edit(args: argparse.Namespace, *, add: bool) -> int:
     from jenkins_registry import daemon_config
 
     path: Path = args.daemon_json
+    entry = args.entry or registry_default(args)
+    if not entry:
+        raise UsageError(
+            "No registry given.",
+            hint=f"Pass HOST:PORT (e.g. 10.211.55.6:8082) or set {REGISTRY_ENV}; under sudo, which "
+            f"drops the environment: sudo \"$(command -v jr)\" docker insecure-registry "
+            f"{'add' if add else 'remove'} HOST:PORT.")
     if add:
-        result = daemon_config.add_insecure_registry(path, args.entry)
+        result = daemon_config.add_insecure_registry(path, entry)
     else:
-        result = daemon_config.remove_insecure_registry(path, args.entry)
+        result = daemon_config.remove_insecure_registry(path, entry)
     verb = "added" if add else "removed"
     if result.changed:
         created = " (created the file)" if result.created else ""

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from jenkins_registry.cli.common import add_common_options, print_checklist, registry_from
+from jenkins_registry.cli.help_text import HelpFormatter, epilog
 from jenkins_registry.errors import CheckFailedError
 
 
@@ -17,6 +18,7 @@ def register(subparsers: Any) -> None:
         "(DOCKER_LOGIN_USERNAME/DOCKER_LOGIN_PASSWORD or the OS keyring), push permission (a "
         "blob upload is opened and cancelled), and optionally a local image. Exits 13 when "
         "something blocks a push.",
+        epilog=epilog("jr doctor"), formatter_class=HelpFormatter,
     )
     add_common_options(parser)
     parser.add_argument("--registry", metavar="HOST[:PORT]",

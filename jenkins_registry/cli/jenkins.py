@@ -13,7 +13,8 @@ import logging
 import sys
 from typing import TYPE_CHECKING, Any
 
-from jenkins_registry.cli.common import add_common_options, interactive, prompt_secret
+from jenkins_registry.cli.common import add_common_options, interactive, prompt_secret, registry_default
+from jenkins_registry.cli.help_text import HelpFormatter, epilog
 from jenkins_registry.cli.job_options import TAGS_HELP, add_job_options
 from jenkins_registry.credentials import DEFAULT_PASSWORD_ENV
 from jenkins_registry.errors import UsageError
@@ -29,18 +30,22 @@ log = logging.getLogger(__name__)
 TOKEN_ENV = "JENKINS_API_TOKEN"
 KEYRING_SERVICE = "jenkins:{url}"  # keyring service jenkins-registry:jenkins:<URL>, username <USER>
 
-EPILOG = f"""\
+CONNECTION = f"""\
 connection (every `jr jenkins` command; no option takes a token or password):
   --jenkins-url or JENKINS_URL, --jenkins-user or JENKINS_USER, and the API token (or the
   password) from {TOKEN_ENV}, else the OS keyring (service `jenkins-registry:jenkins:URL`, user
   USER, URL without the trailing slash), else a prompt when stdin is a terminal.
-
-exit codes: 0 done (or nothing to do); 2 invalid option or value, or a name Jenkins refused;
-  3 a secret is missing; 4 Jenkins rejected the user or token (401); 5 no permission or no valid
-  crumb (403); 6 folder, credential store or the job's credential not found (404); 7 Jenkins
-  unreachable; 11 the job exists and is not managed by jenkins-registry (use --force);
-  13 `jr jenkins check` found something that would stop a job; 14 Jenkins server error.
 """
+
+CREDENTIAL_PASSWORD = f"""\
+the registry password (never an option), first found:
+  --password-stdin (one line; the trailing newline is removed), else $NAME of --password-env
+  (default {DEFAULT_PASSWORD_ENV}), else the password `jr login` stored in the OS keyring for
+  --registry (default: $JR_REGISTRY) and --username, else a prompt when stdin is a terminal.
+"""
+
+# The most a password read from standard input may be: a password, not a file.
+PASSWORD_STDIN_MAX = 64 * 1024
 
 
 def register(subparsers: Any) -> None:
@@ -49,7 +54,7 @@ def register(subparsers: Any) -> None:
         "jenkins", help="create or update the registry credential and push jobs in Jenkins",
         description="Provision Jenkins through its REST API (python-jenkins): the 'Username with "
         "password' credential the builds use, and the jobs that build and push the image.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=epilog("jr jenkins", CONNECTION), formatter_class=HelpFormatter,
     )
     add_common_options(jenkins)
     jenkins.set_defaults(handler=_handle_missing_what)
@@ -57,22 +62,28 @@ def register(subparsers: Any) -> None:
 
     credential = _subparser(
         commands, "credential",
-        "create or update a 'Username with password' credential (system store, or a folder's)")
+        "create or update a 'Username with password' credential (system store, or a folder's)",
+        f"{CREDENTIAL_PASSWORD}\n{CONNECTION}")
     credential.add_argument("--id", dest="credential_id", metavar="ID", required=True,
                             help="credential id the jobs refer to, e.g. docker-registry-login")
     credential.add_argument("--username", metavar="USER", required=True, help="the registry user")
     credential.add_argument("--description", metavar="TEXT", default="", help="credential description")
     credential.add_argument("--folder", metavar="A/B",
                             help="use this folder's credential store instead of the system store")
-    credential.add_argument("--password-env", metavar="NAME", default=DEFAULT_PASSWORD_ENV,
-                            help=f"read the registry password from $NAME (default {DEFAULT_PASSWORD_ENV})")
+    password = credential.add_mutually_exclusive_group()
+    password.add_argument("--password-stdin", action="store_true",
+                          help="read the registry password from standard input (one line; the "
+                          "trailing newline is removed)")
+    password.add_argument("--password-env", metavar="NAME",
+                          help=f"read the registry password from $NAME (default {DEFAULT_PASSWORD_ENV})")
     credential.add_argument("--registry", metavar="HOST[:PORT]",
-                            help="when $NAME is unset, use the password `jr login --registry` stored "
-                            "in the OS keyring for this registry and --username")
+                            help="when $NAME is unset, use the password `jr login` stored in the OS "
+                            "keyring for this registry and --username (default: $JR_REGISTRY)")
     _connection_options(credential)
     credential.set_defaults(handler=handle_credential)
 
-    job = _subparser(commands, "job", "create or update a job that builds and pushes the image")
+    job = _subparser(commands, "job", "create or update a job that builds and pushes the image",
+                     f"{TAGS_HELP}\n{CONNECTION}")
     job.add_argument("--name", metavar="NAME", required=True, help="job name (inside --folder, if given)")
     job.add_argument("--folder", metavar="A/B", help="create the job in this folder (created if missing)")
     job.add_argument("--force", action="store_true",
@@ -81,7 +92,6 @@ def register(subparsers: Any) -> None:
     job.add_argument("--allow-missing-credential", action="store_true",
                      help="create the job even when no credential store on its path holds "
                      "--credentials-id (or --scm-credentials-id) yet")
-    job.epilog = f"{TAGS_HELP}\n{EPILOG}"
     _connection_options(job)
     job.set_defaults(handler=handle_job)
 
@@ -91,7 +101,8 @@ def register(subparsers: Any) -> None:
         "plugin the rendered jobs use (cloudbees-folder too with --folder), and that each "
         "--credentials-id is in a store a job in --folder can use. Only reads; exits 13 when "
         "something would stop a job.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=epilog("jr jenkins check", CONNECTION),
+        formatter_class=HelpFormatter,
     )
     add_common_options(check)
     check.add_argument("--credentials-id", metavar="ID", action="append", default=[],
@@ -101,10 +112,10 @@ def register(subparsers: Any) -> None:
     check.set_defaults(handler=handle_check)
 
 
-def _subparser(subparsers: Any, name: str, help_text: str) -> argparse.ArgumentParser:
+def _subparser(subparsers: Any, name: str, help_text: str, notes: str) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = subparsers.add_parser(
-        name, help=help_text, description=help_text, epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        name, help=help_text, description=help_text, epilog=epilog(f"jr jenkins {name}", notes),
+        formatter_class=HelpFormatter,
     )
     add_common_options(parser)
     parser.add_argument("--dry-run", action="store_true",
@@ -182,29 +193,62 @@ def _report(change: Change, dry_run: bool) -> None:
 # -- jr jenkins credential ------------------------------------------------------------------------------
 
 
+def _password_from_stdin(args: argparse.Namespace) -> Secret:
+    """--password-stdin: one line from standard input, its trailing newline removed; never shown."""
+    from jenkins_registry.errors import CredentialsError
+    from jenkins_registry.secret_types import Secret
+
+    if args.registry is not None:
+        raise UsageError("--registry only says which keyring entry holds the password; with "
+                         "--password-stdin it would be ignored.", hint="Drop one of them.")
+    text = sys.stdin.read(PASSWORD_STDIN_MAX + 1)
+    if len(text) > PASSWORD_STDIN_MAX:
+        raise UsageError(f"Standard input holds more than {PASSWORD_STDIN_MAX // 1024} KiB; that "
+                         "is not a password.", hint="Pipe in the password alone, e.g. "
+                         "`printf '%s' \"$PASSWORD\" | jr jenkins credential … --password-stdin`.")
+    line = text[:-1] if text.endswith("\n") else text
+    line = line[:-1] if line.endswith("\r") else line
+    secret = Secret(line)  # known from here on: every message of this process hides it
+    if "\n" in line or "\r" in line:
+        raise UsageError("Standard input holds more than one line; the password is one line.",
+                         hint="Pipe in the password alone, e.g. `printf '%s' \"$PASSWORD\" | jr "
+                         "jenkins credential … --password-stdin`.")
+    if not line:
+        raise CredentialsError("The password read from standard input is empty.",
+                               hint="Pipe in the registry password, e.g. `printf '%s' \"$PASSWORD\" "
+                               "| jr jenkins credential … --password-stdin`.")
+    log.info("password of %s for credential %s: from standard input", args.username,
+             args.credential_id)
+    return secret
+
+
 def _credential_password(args: argparse.Namespace) -> Secret:
     from jenkins_registry.credentials import keyring_password_for, resolve_secret
     from jenkins_registry.errors import CredentialsError
     from jenkins_registry.keyring_store import KeyringStore
 
-    if not args.password_env:
+    if args.password_stdin:
+        return _password_from_stdin(args)
+    if args.password_env == "":
         raise UsageError("--password-env needs a variable name.",
                          hint=f"Omit it to use {DEFAULT_PASSWORD_ENV}.")
-    registry: str | None = args.registry  # without --registry, the keyring is not consulted
+    env_var: str = args.password_env or DEFAULT_PASSWORD_ENV
+    # Without a registry (--registry, else $JR_REGISTRY) the keyring is not consulted.
+    registry = registry_default(args)
     lookup = (lambda: keyring_password_for(KeyringStore(), registry, args.username)) if registry else None
 
     try:
         return resolve_secret(
             what=f"password of {args.username} for credential {args.credential_id}", environ=args.environ,
-            env_var=args.password_env, keyring_lookup=lookup,
+            env_var=env_var, keyring_lookup=lookup,
             prompt=prompt_secret if interactive(args.environ) else None,
         )
     except CredentialsError as exc:
         raise CredentialsError(
             exc.message,
-            hint=f"Set {args.password_env} (in a shell: `read -rs {args.password_env}; export "
-            f"{args.password_env}`), or pass --registry HOST[:PORT] to use the password "
-            "`jr login` stored in the OS keyring for --username.",
+            hint=f"Set {env_var} (in a shell: `read -rs {env_var}; export {env_var}`), pipe it in "
+            "with --password-stdin, or pass --registry HOST[:PORT] to use the password `jr login` "
+            "stored in the OS keyring for --username.",
         ) from None
 
 

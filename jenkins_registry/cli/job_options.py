@@ -8,6 +8,8 @@ a default, and refuse an option the chosen kind of job would ignore instead of d
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
 from typing import TYPE_CHECKING
 
 from jenkins_registry.cli.common import registry_from
@@ -26,7 +28,8 @@ values that expand at run time:
 
 # dest → option, for the options a job that runs the repository's Jenkinsfile refuses.
 _PUSH_AND_BUILD_OPTIONS = {
-    "registry": "--registry", "image": "--image", "tag": "--tag", "credentials_id": "--credentials-id",
+    "registry": "--registry", "repository": "--repository", "image": "--image", "tag": "--tag",
+    "tag_from": "--tag-from", "credentials_id": "--credentials-id",
     "runner": "--runner", "build": "--build/--no-build", "dockerfile": "--dockerfile",
     "context": "--context", "build_arg": "--build-arg", "label": "--label", "pull": "--pull",
     "oci_labels": "--oci-labels/--no-oci-labels", "oci_source": "--oci-source", "agent": "--agent",
@@ -34,17 +37,31 @@ _PUSH_AND_BUILD_OPTIONS = {
 }
 
 
-def add_push_options(parser: argparse.ArgumentParser, *, image_required: bool = True) -> None:
-    """--registry, --image, --tag, --build/--no-build, --runner."""
+# The release in which a lone --image stops meaning the repository path.
+IMAGE_AS_REPOSITORY_UNTIL = "0.3"
+
+
+def add_push_options(parser: argparse.ArgumentParser) -> None:
+    """--registry, --repository, --image, --tag, --tag-from, --build/--no-build, --runner."""
     parser.add_argument("--registry", metavar="HOST[:PORT]",
                         help="the registry (default: $JR_REGISTRY), e.g. 10.211.55.6:8082")
-    parser.add_argument("--image", metavar="NAME", required=image_required,
-                        help="repository path of the image, without registry or tag, e.g. jenkins-test")
+    parser.add_argument("--repository", metavar="REPO/PATH",
+                        help="the path in the registry, without registry or tag, e.g. jenkins-test "
+                        "or team/app")
+    parser.add_argument("--image", metavar="NAME",
+                        help="the local image: the name the build tags (NAME:jr-build-<BUILD_TAG>) "
+                        "or, with --no-build, the image pushed as it is on the agent (NAME[:TAG] "
+                        "or an image ID) (default: REPO/PATH). Without --repository, --image is "
+                        f"still the path in the registry, deprecated until {IMAGE_AS_REPOSITORY_UNTIL}")
     parser.add_argument("--tag", metavar="TAG", action="append",
-                        help="tag to push; repeatable (default: latest); ${NAME} expands at run time")
+                        help="tag to push; repeatable (default: latest, or none with --tag-from); "
+                        "${NAME} expands at run time")
+    parser.add_argument("--tag-from", choices=("git",),
+                        help="git: jr-push adds the tags it derives on the agent from git "
+                        "(GIT_BRANCH or BRANCH_NAME, GIT_COMMIT, TAG_NAME); --runner jr only")
     parser.add_argument("--build", action=argparse.BooleanOptionalAction,
                         help="run `docker build` first, tagging a local name of the build's own "
-                        "(default: yes); --no-build pushes IMAGE as it is on the agent")
+                        "(default: yes); --no-build pushes --image as it is on the agent")
     parser.add_argument("--runner", choices=("jr", "docker"),
                         help="push with jr-push (default) or the plain docker CLI, for agents "
                         "without jenkins-registry")
@@ -99,7 +116,7 @@ def add_job_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--type", dest="job_type", choices=("pipeline", "freestyle"), required=True,
                         help="pipeline (declarative, inline, or the repository's Jenkinsfile with "
                         "--script-path) or freestyle (a shell step)")
-    add_push_options(parser, image_required=False)
+    add_push_options(parser)
     parser.add_argument("--credentials-id", metavar="ID",
                         help="id of the Jenkins 'Username with password' credential (required "
                         "unless --script-path)")
@@ -140,18 +157,40 @@ def _build_options(args: argparse.Namespace) -> BuildOptions:
     )
 
 
+def _printable(value: str) -> bool:
+    return value.isprintable() and value.strip() == value and value != ""
+
+
+def repository_and_image(args: argparse.Namespace) -> tuple[str, str | None]:
+    """The repository path and the local image (None: the same) from --repository and --image.
+
+    A lone --image keeps its old meaning, the repository path, for one more release, and says so.
+    """
+    repository: str | None = args.repository
+    image: str | None = args.image
+    if repository is not None:
+        return repository, image
+    if image is None:
+        raise UsageError("No repository given.",
+                         hint="Pass --repository with the path in the registry, e.g. --repository "
+                         "jenkins-test (and --image NAME when the local image is named otherwise).")
+    shown = shlex.quote(image) if _printable(image) else "REPO/PATH"
+    sys.stderr.write(
+        f"jr: warning: --image now names the local image; use --repository {shown} for the path "
+        f"in the registry. The old meaning stays until {IMAGE_AS_REPOSITORY_UNTIL}.\n")
+    return image, None
+
+
 def push_spec(args: argparse.Namespace) -> PushSpec:
     """The PushSpec of `jr render jenkinsfile|shell|job` and `jr jenkins job`."""
     from jenkins_registry.job_spec import PushSpec
 
     registry = registry_from(args)
-    if args.image is None:
-        raise UsageError("No image given.",
-                         hint="Pass --image with the repository path, e.g. --image jenkins-test.")
-    defaults = PushSpec(registry=registry, image=args.image)
+    repository, image = repository_and_image(args)
+    defaults = PushSpec(registry=registry, image=repository)
     return PushSpec(
-        registry=registry, image=args.image, tags=tuple(args.tag or ()),
-        build=args.build if args.build is not None else defaults.build,
+        registry=registry, image=repository, local_image=image, tags=tuple(args.tag or ()),
+        tag_from=args.tag_from, build=args.build if args.build is not None else defaults.build,
         runner=args.runner or defaults.runner, build_options=_build_options(args),
     )
 
@@ -186,7 +225,7 @@ def job_spec(args: argparse.Namespace) -> JobSpec:
                 f"With --script-path the job runs the repository's Jenkinsfile, so "
                 f"{', '.join(given)} would be ignored.",
                 hint="Put the build and push in that Jenkinsfile: `jr render jenkinsfile --registry "
-                "… --image … --credentials-id … --output Jenkinsfile` writes one to commit at "
+                "… --repository … --credentials-id … --output Jenkinsfile` writes one to commit at "
                 f"{args.script_path}. Or drop --script-path for a job with the steps inline.")
         return JobSpec(job_type="pipeline", description=args.description, scm=scm,
                        script_path=args.script_path)

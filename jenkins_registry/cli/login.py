@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from jenkins_registry.cli.common import add_common_options, interactive, prompt_secret, registry_from
+from jenkins_registry.cli.help_text import HelpFormatter, epilog
 from jenkins_registry.errors import CredentialsError, UsageError
 
 
@@ -17,6 +18,7 @@ def register(subparsers: Any) -> None:
         "store it in the OS keyring, where jr-push finds it when the environment holds no "
         "credentials. Nothing is written to ~/.docker/config.json. The password is read from "
         "standard input (--password-stdin) or a prompt; it is never an option.",
+        epilog=epilog("jr login"), formatter_class=HelpFormatter,
     )
     add_common_options(login)
     _registry_option(login)
@@ -31,6 +33,7 @@ def register(subparsers: Any) -> None:
     logout = subparsers.add_parser(
         "logout", help="remove a registry password from the OS keyring",
         description="Remove the stored credentials for the registry from the OS keyring.",
+        epilog=epilog("jr logout"), formatter_class=HelpFormatter,
     )
     add_common_options(logout)
     _registry_option(logout)
@@ -41,7 +44,8 @@ def _registry_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("server", nargs="?", metavar="REGISTRY",
                         help="the registry as it starts image names, e.g. 10.211.55.6:8082 (as "
                         "`docker login` takes it; default: --registry, else $JR_REGISTRY)")
-    parser.add_argument("--registry", metavar="HOST[:PORT]", help="the registry, as an option")
+    parser.add_argument("--registry", metavar="HOST[:PORT]",
+                        help="the registry, as an option (default: $JR_REGISTRY)")
 
 
 def _resolve_registry(args: argparse.Namespace) -> None:
