@@ -199,8 +199,8 @@ def render_library_jenkinsfile(push: PushSpec, credentials_id: str, library: str
     """A declarative Jenkinsfile: `@Library('LIBRARY') _` and one stage calling registryPush.
 
     *library* is the name the library is declared under, optionally `NAME@VERSION`. Options the
-    step does not take (--no-build, --label, --pull, --oci-source, --tag-from, a local --image)
-    are refused, not dropped.
+    step does not take (--no-build, --label, --pull, --oci-source, a local --image) are refused,
+    not dropped; --tag-from git becomes `tagFrom: 'git'` (runner jr, as the step requires).
     """
     if not library or library != library.strip():
         raise UsageError("The shared library name is empty or has surrounding white space.",
@@ -212,12 +212,12 @@ def render_library_jenkinsfile(push: PushSpec, credentials_id: str, library: str
     defaults = BuildOptions()
     unused = [option for field, option in _NOT_IN_LIBRARY.items()
               if getattr(push.build_options, field) != getattr(defaults, field)]
-    # The step tags its build REPOSITORY:jr-build-…; another local name, or jr-push's own tags
-    # from git, are not among its arguments.
+    # The step tags its build REPOSITORY:jr-build-…; another local name is not among its arguments.
     if push.local_image is not None and push.local_image != push.image:
         unused.append("--image (a local name other than --repository)")
-    if push.tag_from is not None:
-        unused.append("--tag-from")
+    if push.tag_from is not None and push.runner != "jr":
+        raise UsageError("--tag-from git needs --runner jr: registryPush passes it to jr-push.",
+                         hint="Drop --runner docker, or give the tags with --tag.")
     if unused:
         raise UsageError(f"registryPush does not take {', '.join(unused)}.",
                          hint="Drop them, or render the Jenkinsfile without --shared-library.")
@@ -233,5 +233,6 @@ def render_library_jenkinsfile(push: PushSpec, credentials_id: str, library: str
                                     for name, value in build.build_args], "buildArgs")
         if build.build_args else None,
         "agent": render.validate_agent(agent), "concurrent": bool(concurrent),
+        "tag_from": push.tag_from,
     }
     return _render("library/Jenkinsfile.j2", context)

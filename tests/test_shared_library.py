@@ -85,6 +85,8 @@ JENKINSFILE_CASES = {
                          dockerfile="docker/Dockerfile it's", context="src dir",
                          build_args=(("VERSION", "1.${BUILD_NUMBER}"), ("NOTE", "it's \"q\" \\ `id` ü")))),
         CREDENTIAL, f"{LIBRARY}@v1", agent="linux && docker", concurrent=False),
+    "jenkinsfile-tag-from-git.groovy": lambda: render_library_jenkinsfile(
+        library_push(tags=(), tag_from="git"), CREDENTIAL, LIBRARY),
 }
 
 
@@ -199,7 +201,7 @@ def test_cli_renders_the_jenkinsfile_for_the_library(tmp_path: Path) -> None:
     (["--oci-source", "https://git.example/x.git"], "--oci-source"),
     (["--tag", "${DOCKER_LOGIN_PASSWORD}"], "credential variable"),
     (["--build-arg", "X=$HOME"], "not a ${NAME} reference"),
-    (["--tag-from", "git"], "--tag-from"),
+    (["--tag-from", "git", "--runner", "docker"], "--tag-from git needs --runner jr"),
     (["--image", "local/app"], "--image"),
 ])
 def test_options_the_step_does_not_take_are_refused(
@@ -391,7 +393,8 @@ with open(os.environ["JR_TOOL_LOG"], "a") as log:
     log.write(json.dumps(record) + "\\n")
 '''
 
-KEYS = ("image", "registry", "credentialsId", "tags", "dockerfile", "context", "buildArgs", "runner")
+KEYS = ("image", "registry", "credentialsId", "tags", "tagFrom", "dockerfile", "context", "buildArgs",
+        "runner")
 # Text Groovy source can hold (no lone surrogates), with the characters that matter to each target.
 groovy_text = st.one_of(
     st.sampled_from([value for value in HOSTILE if not any(0xD800 <= ord(c) <= 0xDFFF for c in value)]
@@ -415,7 +418,7 @@ _valid_case = st.fixed_dictionaries(
     {"image": image_name.map(lambda name: name.replace(".", "-") if "/" in name else name),
      "runner": st.sampled_from(["jr", "docker"])},
     optional={"registry": valid_registry, "credentialsId": st.just("reg"),
-              "tags": st.lists(valid_tag, min_size=1, max_size=3),
+              "tags": st.lists(valid_tag, min_size=1, max_size=3), "tagFrom": st.just("git"),
               "dockerfile": path_text, "context": path_text, "buildArgs": build_args})
 # ...and what may spoil one argument: hostile text anywhere, a wrong type or shape, an unknown key.
 _spoilers: dict[str, st.SearchStrategy[Any]] = {
@@ -428,6 +431,7 @@ _spoilers: dict[str, st.SearchStrategy[Any]] = {
     "credentialsId": groovy_text.filter(lambda value: not _ok(escaping.validate_credential_id, value)),
     "tags": st.one_of(st.lists(st.one_of(valid_tag, groovy_text), max_size=3), groovy_text),
     "dockerfile": groovy_text, "context": groovy_text,
+    "tagFrom": st.one_of(groovy_text, st.just(""), st.just(["git"])),
     "buildArgs": st.one_of(st.dictionaries(groovy_text, groovy_text, min_size=1, max_size=2),
                            st.lists(groovy_text, min_size=1, max_size=2), groovy_text),
     "pushIt": st.booleans(),
@@ -474,10 +478,13 @@ def expected_settings(case: Mapping[str, Any]) -> dict[str, Any] | None:
     if set(case) - set(KEYS):
         return None
     image, registry = case["image"], case.get("registry", REGISTRY)
-    tags, runner = case.get("tags", ["latest"]), case.get("runner", "jr")
+    tag_from, runner = case.get("tagFrom"), case.get("runner", "jr")
+    tags = case.get("tags", [] if tag_from is not None else ["latest"])
+    if tag_from is not None and (tag_from != "git" or runner != "jr"):
+        return None
     if not (_ok(render.validate_image, image) and _ok(render.validate_registry, registry)
             and _ok(escaping.validate_credential_id, case.get("credentialsId", "reg"))
-            and runner in ("jr", "docker") and tags
+            and runner in ("jr", "docker") and isinstance(tags, list) and (tags or tag_from)
             and all(_text_ok(tag) and _ok(reference.parse_tag, tag) for tag in tags)
             and ("dockerfile" not in case or _path_ok(case["dockerfile"]))
             and _path_ok(case.get("context", "."))):
@@ -490,6 +497,7 @@ def expected_settings(case: Mapping[str, Any]) -> dict[str, Any] | None:
                 or not escaping.VARIABLE_NAME.fullmatch(pair[0]):
             return None
     return {"image": image, "registry": registry, "tags": list(dict.fromkeys(tags)), "runner": runner,
+            "tag_from": tag_from,
             "dockerfile": case.get("dockerfile"), "context": case.get("context", "."),
             "build_args": [f"{name}={value}" for name, value in pairs]}
 
@@ -540,6 +548,8 @@ def expected_tool_calls(want: Mapping[str, Any], digest_file: str, local: str) -
                 "--digest-file", digest_file]
         for tag in want["tags"]:
             push += ["--tag", tag]
+        if want["tag_from"] is not None:
+            push += ["--tag-from", want["tag_from"]]
         calls.append(["jr-push", *push])
     else:
         calls.append(["docker", "login", "--username", services.REGISTRY_USER, "--password-stdin",
@@ -617,7 +627,7 @@ def test_hostile_arguments_are_refused_or_reach_the_shell_unchanged(
 def check_environment(mine: list[ShStep], want: Mapping[str, Any]) -> None:
     """The values reached the shell through the environment, exactly; the login only for the push."""
     expected = {"JR_IMAGE": want["image"], "JR_REGISTRY": want["registry"],
-                "JR_TAGS": "\n".join(want["tags"]),
+                "JR_TAGS": "\n".join(want["tags"]) or None, "JR_TAG_FROM": want["tag_from"],
                 "JR_DOCKERFILE": want["dockerfile"], "JR_CONTEXT": want["context"],
                 "JR_BUILD_ARGS": "\n".join(want["build_args"]) or None, "JR_RUNNER": want["runner"]}
     for step in mine:
@@ -633,9 +643,11 @@ def test_expected_settings_follow_the_python_rules() -> None:
                 {"image": "app", "buildArgs": ["X"]}, {"image": "app", "buildArgs": {"1X": "v"}},
                 {"image": "app", "buildArgs": {"X": "a\nb"}}, {"image": "app", "dockerfile": "-f"},
                 {"image": "app", "registry": "[1::2::3]"}, {"image": "app", "runner": "podman"},
-                {"image": "app", "pushIt": True}, {"image": "app", "registry": "a:0"}):
+                {"image": "app", "pushIt": True}, {"image": "app", "registry": "a:0"},
+                {"image": "app", "tagFrom": "svn"}, {"image": "app", "tagFrom": "git", "runner": "docker"}):
         assert expected_settings(bad) is None, bad
     assert expected_settings({"image": "app", "buildArgs": {"X": "$(id) `x` '\" ${Y}"}}) is not None
+    assert expected_settings({"image": "app", "tagFrom": "git"})["tags"] == []  # type: ignore[index]
 
 
 def test_package_data_ships_every_library_template() -> None:

@@ -18,8 +18,8 @@ import groovy.transform.Field
 @Field static final String DEFAULT_CREDENTIALS_ID = 'docker-registry-login'
 @Field static final String DEFAULT_RUNNER = 'jr'
 
-@Field static final List<String> KEYS = ['image', 'registry', 'credentialsId', 'tags', 'dockerfile', 'context',
-                                         'buildArgs', 'runner']
+@Field static final List<String> KEYS = ['image', 'registry', 'credentialsId', 'tags', 'tagFrom', 'dockerfile',
+                                         'context', 'buildArgs', 'runner']
 // Docker's reference grammar, as jenkins-registry checks it (reference.py).
 @Field static final String COMPONENT = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*'
 @Field static final String REPOSITORY = COMPONENT + '(?:/' + COMPONENT + ')*'
@@ -60,10 +60,15 @@ jr_build="$(printf '%s' "${BUILD_TAG:-local}" | LC_ALL=C tr -c 'A-Za-z0-9_.-' _ 
 jr_local="$JR_IMAGE:jr-build-$jr_build"
 set -- --image "$jr_local" --name "$JR_IMAGE" --registry "$JR_REGISTRY" --digest-file "$JR_DIGEST_FILE"
 while IFS= read -r jr_tag; do
+if [ -n "$jr_tag" ]; then
 set -- "$@" --tag "$jr_tag"
+fi
 done <<JR_END
-$JR_TAGS
+${JR_TAGS:-}
 JR_END
+if [ -n "${JR_TAG_FROM:-}" ]; then
+set -- "$@" --tag-from "$JR_TAG_FROM"
+fi
 jr-push "$@"
 '''
 
@@ -118,6 +123,7 @@ def call(Map args = [:]) {
         'JR_IMAGE=' + settings.image,
         'JR_REGISTRY=' + settings.registry,
         'JR_TAGS=' + ((List<String>) settings.tags).join('\n'),
+        'JR_TAG_FROM=' + (settings.tagFrom ?: ''),
         'JR_DOCKERFILE=' + (settings.dockerfile ?: ''),
         'JR_CONTEXT=' + settings.context,
         'JR_BUILD_ARGS=' + ((List<String>) settings.buildArgs).join('\n'),
@@ -168,7 +174,17 @@ Map checkedSettings(Map args) {
     if (!(settings.runner in ['jr', 'docker'])) {
         error('registryPush: runner must be \'jr\' or \'docker\', not ' + shown(settings.runner) + '.')
     }
-    settings.tags = checkedTags(given(args, 'tags', ['latest']))
+    settings.tagFrom = given(args, 'tagFrom', null)
+    if (settings.tagFrom != null && settings.tagFrom != 'git') {
+        error('registryPush: tagFrom must be \'git\' (or left out), not ' +
+              shown(String.valueOf(settings.tagFrom)) + '.')
+    }
+    if (settings.tagFrom != null && settings.runner != 'jr') {
+        error('registryPush: tagFrom: \'git\' needs runner: \'jr\' (jr-push derives the tags from git).')
+    }
+    // With tags from git, jr-push adds latest itself on the default branch: no tags given is fine
+    // (withEnv then unsets JR_TAGS, as Jenkins does for an empty value: the script reads ${JR_TAGS:-}).
+    settings.tags = checkedTags(given(args, 'tags', settings.tagFrom ? [] : ['latest']), settings.tagFrom != null)
     Object dockerfile = given(args, 'dockerfile', null)
     settings.dockerfile = dockerfile == null ? null : checkedPath(text(dockerfile, 'dockerfile'), 'dockerfile')
     settings.context = checkedPath(text(given(args, 'context', '.'), 'context'), 'context')
@@ -299,8 +315,8 @@ boolean isIpv6(String host) {
     return true
 }
 
-List<String> checkedTags(Object tags) {
-    if (!(tags instanceof List) || ((List) tags).isEmpty()) {
+List<String> checkedTags(Object tags, boolean mayBeEmpty) {
+    if (!(tags instanceof List) || (((List) tags).isEmpty() && !mayBeEmpty)) {
         error('registryPush: tags must be a non-empty list of strings, e.g. [\'latest\', env.BUILD_NUMBER].')
     }
     Set<String> checked = new LinkedHashSet<String>()
