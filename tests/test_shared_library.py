@@ -490,6 +490,8 @@ def expected_settings(case: Mapping[str, Any]) -> dict[str, Any] | None:
             and _path_ok(case.get("context", "."))):
         return None
     raw = case.get("buildArgs", [])
+    if not isinstance(raw, dict | list):  # a string, even an empty one, is neither form
+        return None
     pairs = list(raw.items()) if isinstance(raw, dict) else [
         tuple(entry.split("=", 1)) if "=" in entry else None for entry in raw]
     for pair in pairs:
@@ -648,6 +650,7 @@ def test_expected_settings_follow_the_python_rules() -> None:
         assert expected_settings(bad) is None, bad
     assert expected_settings({"image": "app", "buildArgs": {"X": "$(id) `x` '\" ${Y}"}}) is not None
     assert expected_settings({"image": "app", "tagFrom": "git"})["tags"] == []  # type: ignore[index]
+    assert expected_settings({"image": "app", "buildArgs": ""}) is None
 
 
 def test_package_data_ships_every_library_template() -> None:
