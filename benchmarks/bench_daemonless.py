@@ -69,6 +69,13 @@ def proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def write_content(kind: str, path: Path, scale: float) -> None:
+    """Write an archive in a child process: a push's peak RSS (ru_maxrss of wait4) starts at this
+    process's high-water mark, inherited through fork and exec, so this process must stay small."""
+    subprocess.run([PYTHON, str(ROOT / "benchmarks" / "image_content.py"), kind, str(path),
+                    "--scale", str(scale)], check=True, stdout=subprocess.DEVNULL)
+
+
 def run_measured(argv: Sequence[str], env: dict[str, str], registry_pid: int) -> tuple[Run, str]:
     """Run a process after flushing dirty pages; its wall time, CPU, peak RSS and stderr tail."""
     os.sync()
@@ -265,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             path = content / f"{kind}-{args.scale:g}.tar"
             if not path.exists():
                 print(f"writing the {kind} archive (scale {args.scale:g}) ...", flush=True)
-                image_content.write_archive(kind, path, args.scale)
+                write_content(kind, path, args.scale)
             archives[kind] = path
         subprocess.run([PYTHON, "-c", "import jenkins_registry.cli.push, jenkins_registry."
                         "daemonless_push, jenkins_registry.compression"],
@@ -314,7 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rss_big = None
         if args.rss_gb > 0:
             big = work / "big.tar"
-            image_content.synthetic_archive(big, int(args.rss_gb * 1024 * MB))
+            write_content("synthetic", big, args.rss_gb)
             with fresh_registry(tmpfs) as registry:
                 warm(big)
                 big_run = jr_push(big, registry, "bench/big")
