@@ -36,6 +36,7 @@ from jenkins_registry.errors import (
 from jenkins_registry.http_transport import HttpTransport, Response, Timeout, TlsError, TransportError
 from jenkins_registry.keyring_store import KeyringStore
 from jenkins_registry.optional_packages import is_installed
+from jenkins_registry.proxy_env import ProxySettings, ProxyURL
 from jenkins_registry.reference import looks_like_image_id, parse_reference, parse_registry, split_host_port
 from jenkins_registry.registry_auth import challenge_of, is_unauthorized
 from jenkins_registry.registry_client import RegistryClient
@@ -94,6 +95,7 @@ class _State:
     engine_error: str | None = None
     engine_tried: bool = False
     insecure: bool = False  # --insecure: credentials may go over plain HTTP to this registry
+    proxy: ProxyURL | None = None  # the forward proxy the registry is reached through, if any
 
     def policy(self) -> SchemePolicy:
         """`jr login`'s rules, pinned to the scheme checks 3-4 found."""
@@ -110,9 +112,28 @@ def _skip(name: str, why: str) -> CheckResult:
     return CheckResult(name=name, status=Status.SKIP, summary=why)
 
 
+def find_proxy(state: _State, proxies: ProxySettings) -> CheckResult | None:
+    """The proxy the registry's HTTPS (else HTTP) requests go through; a failure when the
+    variable that applies cannot be used. With a proxy, the name is the proxy's to resolve and
+    the TCP check is of the proxy (a name only the proxy knows is normal behind one)."""
+    try:
+        for scheme in ("https", "http"):
+            state.proxy = proxies.proxy_for(scheme, state.host, state.ports[0])
+            if state.proxy is not None:
+                return None
+    except JrError as exc:
+        return CheckResult(name="proxy", status=Status.FAIL, summary=exc.message, fix=exc.hint)
+    return None
+
+
 # 1. name resolution --------------------------------------------------------------------------
 def check_resolution(state: _State) -> CheckResult:
     name = "name resolution"
+    if state.proxy is not None:
+        state.addresses = [state.proxy.host]
+        return CheckResult(name=name, status=Status.OK,
+                           summary=f"through the proxy {state.proxy}: {state.host} is the proxy's "
+                           "to resolve")
     try:
         ipaddress.ip_address(state.host)
     except ValueError:
@@ -153,6 +174,8 @@ def check_tcp(state: _State) -> CheckResult:
     name = "TCP connection"
     if not state.addresses:
         return _skip(name, "the name does not resolve")
+    if state.proxy is not None:
+        return _check_proxy_tcp(state, name)
     problems = []
     timed_out = False
     for port in state.ports:
@@ -176,6 +199,24 @@ def check_tcp(state: _State) -> CheckResult:
                                summary=f"{address} port {port} accepts connections")
     return CheckResult(name=name, status=Status.FAIL, summary="; ".join(problems),
                        fix=_firewall_fix(state.host, state.ports[0], timed_out=timed_out))
+
+
+def _check_proxy_tcp(state: _State, name: str) -> CheckResult:
+    proxy = state.proxy
+    assert proxy is not None
+    try:
+        with socket.create_connection((proxy.host, proxy.port), timeout=CONNECT_TIMEOUT):
+            pass
+    except OSError as exc:
+        return CheckResult(
+            name=name, status=Status.FAIL,
+            summary=f"the proxy {proxy} does not accept connections "
+            f"({exc.strerror or type(exc).__name__})",
+            fix=f"Check {proxy.variable}, or list {state.host} in NO_PROXY to reach it directly.")
+    state.reachable = True
+    return CheckResult(name=name, status=Status.OK,
+                       summary=f"the proxy {proxy} accepts connections (the registry is asked "
+                       "through it below)")
 
 
 # 3-4. HTTPS and HTTP /v2/ --------------------------------------------------------------------
@@ -486,8 +527,12 @@ def diagnose(
     repository = probe_repository(registry, image)
     host, ports = _host_and_ports(registry)
     state = _State(registry=registry, host=host, ports=ports, insecure=insecure)
+    proxies = ProxySettings.from_environ(environ)
+    proxy_problem = find_proxy(state, proxies)
+    if proxy_problem is not None:
+        return Report(registry=registry, results=(proxy_problem,))
     results = [check_resolution(state), check_tcp(state)]
-    with HttpTransport(ca_bundle=ca_bundle) as transport:
+    with HttpTransport(ca_bundle=ca_bundle, proxies=proxies) as transport:
         results += check_protocols(state, transport)
         results.append(check_engine_insecure(state, engine))
         results.append(check_auth_scheme(state))

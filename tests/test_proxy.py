@@ -421,31 +421,57 @@ def test_login_goes_through_the_proxy(
 
 
 def test_doctor_asks_through_the_proxy(
-    registry: services.Registry, remote: str, monkeypatch: pytest.MonkeyPatch,
+    registry: services.Registry, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """`jr doctor`'s HTTP checks use the same transport, so they go through the proxy. (Its name
-    resolution and TCP checks are its own, direct: hence `registry.test`, which this process
-    resolves, rather than a name only the proxy knows.)"""
+    """Behind a proxy, `jr doctor` leaves the name to the proxy, checks TCP to the proxy, and asks
+    the registry through it: a name only the proxy resolves passes every check."""
     caplog.set_level(logging.DEBUG)
-    with forward_proxy.forward_proxy({remote: "127.0.0.1"},
+    with forward_proxy.forward_proxy({ONLY_THE_PROXY_KNOWS: "127.0.0.1"},
                                      credentials=(PROXY_USER, PROXY_SECRET)) as proxy:
         url = proxy.url(PROXY_USER, PROXY_SECRET)
         monkeypatch.setenv("HTTP_PROXY", url)
         monkeypatch.setenv("HTTPS_PROXY", url)
-        target = f"{remote}:{_registry_port(registry)}"
+        target = f"{ONLY_THE_PROXY_KNOWS}:{_registry_port(registry)}"
         env = {**os.environ, **_credentials_env()}
         code = jr(["doctor", "--registry", target, "--insecure"], env)
         out, err = capsys.readouterr()
         assert code == 0, out  # the engine's check only warns: no engine here
         assert_absent(PROXY_SECRET, out, err, caplog.text)
         assert_absent(SECRET, out, err, caplog.text)
+        lines = {line.split("]", 1)[1].split(":", 1)[0].strip(): line for line in out.splitlines()
+                 if line.startswith("[")}
+        assert lines["name resolution"].startswith("[ ok ]") and "through the proxy" in out, out
+        assert "the proxy 127.0.0.1:" in lines["TCP connection"], out
         credentials = next(line for line in out.splitlines() if "credentials" in line)
         assert credentials.startswith("[ ok ]"), out
         assert [s.target for s in proxy.requests("CONNECT")][:1] == [target]  # the HTTPS probe
         plain = [s.target for s in proxy.requests() if s.method != "CONNECT"]
         assert f"http://{target}/v2/" in plain
         _assert_registry_password_only_in_plain_authorization(proxy)
+
+
+def test_doctor_names_a_proxy_that_does_not_listen(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    port = services.free_port()
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{port}")
+    code = jr(["doctor", "--registry", f"{ONLY_THE_PROXY_KNOWS}:5000"], dict(os.environ))
+    out, _ = capsys.readouterr()
+    assert code == ExitCode.CHECK_FAILED, out
+    tcp = next(line for line in out.splitlines() if "TCP connection" in line)
+    assert tcp.startswith("[FAIL]") and f"the proxy 127.0.0.1:{port} (HTTPS_PROXY)" in tcp, out
+    assert "NO_PROXY" in out
+
+
+def test_doctor_refuses_an_unusable_proxy_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "socks5://user:hidden-proxy-pw@127.0.0.1:1080")
+    code = jr(["doctor", "--registry", f"{ONLY_THE_PROXY_KNOWS}:5000"], dict(os.environ))
+    out, err = capsys.readouterr()
+    assert code == ExitCode.CHECK_FAILED, out
+    assert "HTTPS_PROXY" in out and "hidden-proxy-pw" not in out + err
 
 
 def test_a_proxy_that_refuses_the_tunnel(
