@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from jenkins_registry.errors import JrError, RegistryError
 from jenkins_registry.manifest_document import ManifestDocument, fetch_document, image_created
 from jenkins_registry.reference import TAG_RE
-from jenkins_registry.registry_client import RegistryClient
+from jenkins_registry.registry_client import ANY_MANIFEST_TYPES, RegistryClient
 
 log = logging.getLogger(__name__)
 
@@ -177,11 +177,30 @@ def _decide(manifests: Sequence[_Manifest], policy: PrunePolicy,
     return reasons
 
 
+def spared_since_planned(client: RegistryClient, plan: PrunePlan) -> set[str]:
+    """Doomed digests that a tag the plan does not delete points at *now*: a tag pushed or moved
+    onto an old image between the plan and the deletion (deleting by digest would take it too)."""
+    doomed = set(plan.doomed())
+    planned_deletions = {entry.tag for entry in plan.tags if entry.delete}
+    spared: set[str] = set()
+    for tag in client.list_tags(plan.repository):
+        if tag in planned_deletions:
+            continue
+        digest = client.manifest_digest(plan.repository, tag, ANY_MANIFEST_TYPES)
+        if digest in doomed:
+            log.warning("%s:%s now points at %s, which the plan deletes: kept", plan.repository,
+                        tag, digest[:19])
+            spared.add(digest)
+    return spared
+
+
 def apply_prune(client: RegistryClient, plan: PrunePlan) -> list[str]:
-    """Delete the plan's doomed manifests by digest; returns the digests deleted (a digest
-    gone already is not counted). A failure part-way names what was deleted before it."""
+    """Delete the plan's doomed manifests by digest, except those a tag the plan keeps points at
+    now (`spared_since_planned`); returns the digests deleted (a digest gone already is not
+    counted). A failure part-way names what was deleted before it."""
     deleted: list[str] = []
-    for digest in plan.doomed():
+    spared = spared_since_planned(client, plan)
+    for digest in (d for d in plan.doomed() if d not in spared):
         try:
             if client.remove_manifest(plan.repository, digest):
                 deleted.append(digest)

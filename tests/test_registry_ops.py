@@ -31,6 +31,7 @@ from jenkins_registry.registry_client import (
     BytesBody,
     RegistryClient,
 )
+from jenkins_registry.registry_prune import PrunePolicy, apply_prune, plan_prune
 from jenkins_registry.secret_types import Secret, UsernamePassword
 from tests.support import services
 from tests.support.counting_proxy import counting_proxy
@@ -355,6 +356,24 @@ def test_prune_keeps_the_two_newest_and_their_other_tags(
         status, _, _ = registry.get(f"/v2/{repository}/manifests/{digests[tag]}",
                                     {"Accept": DOCKER_MANIFEST})
         assert status == 404  # deleted by digest, not merely untagged
+
+
+def test_prune_spares_a_digest_a_tag_moved_onto_after_the_plan(
+        registry: services.Registry, client: RegistryClient) -> None:
+    """Between the plan and the deletion someone tags an old image `hotfix`: deleting that
+    digest would delete `hotfix` too, so it is kept, and the rest of the plan goes ahead."""
+    repository = "ops/prune-race"
+    digests = seed_six(client, repository, datetime.now(UTC))
+    plan = plan_prune(client, repository, PrunePolicy(keep=2))
+    assert set(plan.doomed()) == {digests[f"v{n}"] for n in range(1, 5)}
+    old = client.get_manifest(repository, "v1", (DOCKER_MANIFEST,))
+    assert old is not None
+    client.put_manifest(repository, "hotfix", old.body, DOCKER_MANIFEST)
+
+    deleted = apply_prune(client, plan)
+
+    assert set(deleted) == {digests[f"v{n}"] for n in range(2, 5)}
+    assert registry.tags(repository) == ["candidate", "hotfix", "latest", "v1", "v5", "v6"]
 
 
 def test_prune_keep_tag_and_older_than(registry: services.Registry, client: RegistryClient,
