@@ -37,7 +37,13 @@ from jenkins_registry.http_transport import HttpTransport, Response, Timeout, Tl
 from jenkins_registry.keyring_store import KeyringStore
 from jenkins_registry.optional_packages import is_installed
 from jenkins_registry.proxy_env import ProxySettings, ProxyURL
-from jenkins_registry.reference import looks_like_image_id, parse_reference, parse_registry, split_host_port
+from jenkins_registry.reference import (
+    looks_like_image_id,
+    parse_path,
+    parse_reference,
+    parse_registry,
+    split_host_port,
+)
 from jenkins_registry.registry_auth import challenge_of, is_unauthorized
 from jenkins_registry.registry_client import RegistryClient
 from jenkins_registry.registry_session import (
@@ -500,8 +506,11 @@ def check_image(state: _State, image: str, factory: EngineFactory | None) -> Che
 
 
 # All --------------------------------------------------------------------------------------------
-def probe_repository(registry: str, image: str | None) -> str:
-    """The repository whose push permission is checked: the --image's path, else a probe name."""
+def probe_repository(registry: str, image: str | None, repository: str | None = None) -> str:
+    """The repository whose push permission is checked: --repository, else the --image's path,
+    else a probe name."""
+    if repository is not None:
+        return parse_path(repository)
     if image is None or looks_like_image_id(image):
         return PROBE_REPOSITORY
     return parse_reference(image).path
@@ -515,6 +524,7 @@ def diagnose(
     keyring_store: KeyringStore,
     engine: EngineFactory | None = None,
     image: str | None = None,
+    repository: str | None = None,
     insecure: bool = False,
 ) -> Report:
     """Run every check in order; later checks are skipped when an earlier one makes them moot.
@@ -524,7 +534,7 @@ def diagnose(
     *insecure* (`--insecure`).
     """
     registry = parse_registry(registry)
-    repository = probe_repository(registry, image)
+    repository = probe_repository(registry, image, repository)
     host, ports = _host_and_ports(registry)
     state = _State(registry=registry, host=host, ports=ports, insecure=insecure)
     proxies = ProxySettings.from_environ(environ)

@@ -338,3 +338,19 @@ def test_the_registry_defaults_to_jr_registry(docker_env: str, capsys: pytest.Ca
     assert code == ExitCode.CHECK_FAILED and out.startswith(f"jr doctor: 127.0.0.1:{port}")
     code, _, _, err = doctor([], base_env(), capsys, caplog)
     assert code == ExitCode.USAGE and "JR_REGISTRY" in err
+
+
+def test_repository_names_the_path_whose_push_permission_is_checked(
+    registry: services.Registry, docker_env: str, capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """--repository, as in jr-push and jr render: the path in the registry, whatever --image is."""
+    code, lines, _, _ = doctor(["--registry", registry.host, "--repository", "doctor/chosen-path"],
+                               creds_env(registry, DOCKER_HOST=docker_env), capsys, caplog)
+    assert code == 0
+    assert "doctor/chosen-path: opened and cancelled a blob upload" in lines["push permission"]
+    assert uploads(registry, "doctor/chosen-path") == (1, [])
+
+    code, _, _, err = doctor(["--registry", registry.host, "--repository", "Not/Valid"],
+                             creds_env(registry, DOCKER_HOST=docker_env), capsys, caplog)
+    assert code == ExitCode.USAGE and "Not/Valid" in err

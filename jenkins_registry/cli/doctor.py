@@ -30,7 +30,10 @@ def register(subparsers: Any) -> None:
                         "plain HTTP is only probed, never sent credentials")
     parser.add_argument("--image", metavar="NAME",
                         help="a local image to look for; its repository path is the one whose "
-                        "push permission is checked")
+                        "push permission is checked (unless --repository)")
+    parser.add_argument("--repository", metavar="REPO/PATH",
+                        help="the path in the registry whose push permission is checked, e.g. "
+                        "team/app (default: --image's path, else a probe name)")
     parser.set_defaults(handler=_doctor)
 
 
@@ -50,7 +53,7 @@ def _doctor(args: argparse.Namespace) -> int:
     try:
         report = diagnose(registry_from(args), ca_bundle=ca_bundle_from(args.environ),
                           environ=args.environ, keyring_store=KeyringStore(), engine=engine,
-                          image=args.image, insecure=args.insecure)
+                          image=args.image, repository=args.repository, insecure=args.insecure)
     finally:
         for client in clients:
             client.close()

@@ -223,6 +223,8 @@ HELP: Mapping[str, CommandHelp] = {
         _E(f"jr doctor --registry {REGISTRY}", "every check from DNS to push permission"),
         _E(f"JR_REGISTRY={REGISTRY} jr doctor --image jenkins-test",
            "also look for the local image; check push permission on its path"),
+        _E(f"jr doctor --registry {REGISTRY} --repository team/app",
+           "check push permission on the path team/app"),
     ), (_C.INVALID_INPUT_FILE, _C.CHECK_FAILED),
         {ExitCode.CHECK_FAILED: "a check found something that blocks a push (the list says the fix)",
          ExitCode.INVALID_INPUT_FILE: "the CA bundle (REQUESTS_CA_BUNDLE) cannot be read"}),
