@@ -456,7 +456,7 @@ _Key = tuple[str, str, int, bool, ProxyURL | None]
 @dataclass(eq=False)
 class _Conn:
     http: http.client.HTTPConnection
-    busy: bool = False  # a streamed answer is still being read from it
+    busy: bool = False  # a request is under way on it, or its streamed answer is being read
     pooled: bool = True  # False once a newer connection took its place in the pool
 
 
@@ -643,6 +643,9 @@ class HttpTransport:
         if connect_left <= 0:
             raise Timeout("TimeoutError: timed out")
         conn = self._checkout(key, timeout)
+        # busy from here: a request made while this one's body is still being produced (a blob
+        # copied by streaming a GET into this PUT, on one thread) must get a connection of its own
+        conn.busy = True
         conn.http.timeout = connect_left
 
         def renew() -> None:
@@ -691,10 +694,9 @@ class HttpTransport:
         if not stream or method == "HEAD":
             if raw.will_close or truncated:
                 raw.close()
-                self._discard(conn)
+            self._done(conn, reusable=not (raw.will_close or truncated))
             return Response(raw.status, answer_headers, content, reason=raw.reason,
                             truncated=truncated)
-        conn.busy = True
         return Response(raw.status, answer_headers, reason=raw.reason, raw=raw,
                         on_done=lambda reusable: self._done(conn, reusable))
 

@@ -242,6 +242,24 @@ def test_request_bodies_bytes_sized_and_streamed() -> None:
         assert len(set(_ports())) == 1
 
 
+def test_a_request_made_while_a_body_is_produced_gets_its_own_connection() -> None:
+    """A body that itself asks the same server (a blob streamed from a GET into a PUT, on one
+    thread) must not be given the connection the PUT is being sent on."""
+    with _server() as base, HttpTransport() as transport:
+        def body() -> Iterator[bytes]:
+            for size in (1000, 2000):
+                yield transport.request("GET", f"{base}/blob/{size}").content
+
+        whole = bytes(i % 251 for i in range(1000)) + bytes(i % 251 for i in range(2000))
+        answer = transport.request("PUT", f"{base}/upload", body=body())
+        assert answer.text == f"chunked 3000 {hashlib.sha256(whole).hexdigest()}"
+        assert transport.request("GET", f"{base}/blob/10").status_code == 200  # the pool still works
+        with _Handler.lock:
+            port_of = {path: port for port, _, path in _Handler.seen}
+        assert port_of["/upload"] != port_of["/blob/1000"] == port_of["/blob/2000"]
+        assert port_of["/blob/10"] == port_of["/blob/1000"]  # afterwards the newer connection is pooled
+
+
 def test_an_error_inside_the_body_passes_unchanged_and_drops_the_connection() -> None:
     class Broken(Exception):
         pass

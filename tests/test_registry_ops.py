@@ -288,6 +288,33 @@ def test_cross_registry_copy_of_an_index_streams_its_blobs_and_keeps_the_digest(
         assert target.manifest_digest("mirror/index", "multi") == digest
 
 
+def test_same_registry_copy_streams_where_the_registry_does_not_mount(
+        registry: services.Registry, client: RegistryClient, capsys: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A registry may answer a mount with 202 and an upload session instead: that session is
+    cancelled and the blob streamed, the source's GET feeding the destination's PUT through one
+    client (each request on its own connection); the digest is kept."""
+    digest, _ = seed_image(client, "ops/nomount-src", "v1", created="2024-05-01T10:00:00Z", seed=b"n")
+
+    def no_mount(request: Request) -> Reply | None:
+        if request.method == "POST" and "mount=" in request.path:
+            repository = request.path.split("/v2/", 1)[1].split("/blobs/", 1)[0]
+            return Reply(202, [("Location", f"/v2/{repository}/blobs/uploads/not-mounted"),
+                               ("Docker-Upload-UUID", "not-mounted")], b"")
+        return None
+
+    with hostile_server(registry.host, hook=no_mount) as server:
+        code, _, err = run(["copy", f"{server.host}/ops/nomount-src:v1",
+                            f"{server.host}/ops/nomount-dst:v1"], capsys, caplog)
+        assert code == 0, err
+        assert "0 mounted, 2 streamed" in err and "retrying" not in err, err
+        requests = server.record.requests
+        assert sum(1 for r in requests if r.method == "POST" and "mount=" in r.path) == 2
+        assert [r.path for r in requests if r.method == "DELETE"] == [
+            "/v2/ops/nomount-dst/blobs/uploads/not-mounted"] * 2  # each offered session cancelled
+    assert registry.manifest_digest("ops/nomount-dst", "v1") == digest
+
+
 def test_copy_stops_before_any_manifest_when_a_source_blob_is_wrong(
         registry: services.Registry, client: RegistryClient, capsys: pytest.CaptureFixture[str],
         caplog: pytest.LogCaptureFixture) -> None:
