@@ -156,8 +156,8 @@ def test_quick_start_job_goes_green_and_the_image_is_in_the_registry(
         agent: dict[str, str], tmp_path: Path) -> None:
     repo, url = source
     quick_start(capsys, jenkins, registry, [
-        "--type", job_type, "--registry", registry.host, "--image", IMAGE, "--credentials-id", CREDENTIALS_ID,
-        "--tag", "latest", "--tag", "${BUILD_NUMBER}", "--scm-url", url])
+        "--type", job_type, "--registry", registry.host, "--repository", IMAGE, "--credentials-id",
+        CREDENTIALS_ID, "--tag", "latest", "--tag", "${BUILD_NUMBER}", "--scm-url", url])
     before = registry_tags_on_engine(docker_client)
 
     result = build(jenkins, "jenkins-test", tmp_path / "ws", 7, agent)
@@ -170,15 +170,36 @@ def test_quick_start_job_goes_green_and_the_image_is_in_the_registry(
     assert registry_tags_on_engine(docker_client) == before  # nothing of the build stays on the agent
 
 
+@pytest.mark.parametrize("job_type", ["freestyle", "pipeline"])
+def test_tags_from_git_job_pushes_the_branch_commit_and_latest(
+        job_type: str, capsys: pytest.CaptureFixture[str], jenkins: JenkinsEmulator,
+        registry: services.Registry, source: tuple[Path, str], agent: dict[str, str],
+        tmp_path: Path) -> None:
+    """`--tag-from git`: the Git plugin's GIT_BRANCH (origin/main) and GIT_COMMIT after the
+    checkout give jr-push the tags main, sha-XXXXXXX and latest (main is the default branch)."""
+    repo, url = source
+    repository = f"{IMAGE}-git-{job_type}"
+    quick_start(capsys, jenkins, registry, [
+        "--type", job_type, "--registry", registry.host, "--repository", repository,
+        "--credentials-id", CREDENTIALS_ID, "--tag-from", "git", "--scm-url", url])
+
+    result = build(jenkins, "jenkins-test", tmp_path / "ws", 4, agent)
+
+    head = git(repo, "rev-parse", "HEAD")
+    assert sorted(registry.tags(repository)) == sorted(["main", f"sha-{head[:7]}", "latest"])
+    assert "tags from git (GIT_BRANCH, GIT_COMMIT): main, sha-" in result.log
+    assert len({registry.manifest_digest(repository, tag) for tag in registry.tags(repository)}) == 1
+
+
 def test_jenkinsfile_from_the_repository_goes_green(
         capsys: pytest.CaptureFixture[str], jenkins: JenkinsEmulator, registry: services.Registry,
         docker_client: object, source: tuple[Path, str], agent: dict[str, str], tmp_path: Path) -> None:
     """`jr render jenkinsfile` writes the file to commit; the job reads it with --script-path."""
     repo, url = source
     (repo / "ci").mkdir()
-    code = jr(["render", "jenkinsfile", "--registry", registry.host, "--image", IMAGE, "--credentials-id",
-               CREDENTIALS_ID, "--tag", "latest", "--tag", "${BUILD_NUMBER}", "--oci-source", url,
-               "--output", str(repo / "ci" / "Jenkinsfile")], {})
+    code = jr(["render", "jenkinsfile", "--registry", registry.host, "--repository", IMAGE,
+               "--credentials-id", CREDENTIALS_ID, "--tag", "latest", "--tag", "${BUILD_NUMBER}",
+               "--oci-source", url, "--output", str(repo / "ci" / "Jenkinsfile")], {})
     assert code == 0, capsys.readouterr()
     head = commit(repo, {}, "add the Jenkinsfile")
     quick_start(capsys, jenkins, registry,

@@ -270,8 +270,9 @@ def test_checkout_stage_reads_back() -> None:
     text = render.render_jenkinsfile(push(), CREDENTIALS_ID, checkout=scm)
     assert named_argument(text, "name") == scm.branch
     assert named_argument(text, "url") == scm.url
-    assert re.search(r"credentialsId: ('git-x')\]\]\)\)\.GIT_COMMIT", text)
-    assert "env.GIT_COMMIT = checkout(scmGit(" in text
+    assert re.search(r"credentialsId: ('git-x')\]\]\)\)\n", text)
+    assert "Map scmVars = checkout(scmGit(" in text
+    assert "env.GIT_COMMIT = scmVars.GIT_COMMIT" in text and "env.GIT_BRANCH = scmVars.GIT_BRANCH" in text
     no_credential = render.render_jenkinsfile(push(), CREDENTIALS_ID, checkout=ScmSpec(url=SCM_URL))
     assert no_credential.count("credentialsId") == 1  # only the registry login's
 

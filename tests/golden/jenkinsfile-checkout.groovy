@@ -8,11 +8,14 @@ pipeline {
             steps {
                 script {
                     // An inline pipeline has no SCM of its own. checkout returns the git
-                    // variables without setting them, so keep the commit for the build.
-                    env.GIT_COMMIT = checkout(scmGit(
+                    // variables without setting them, so keep the commit and the branch for the
+                    // build (the OCI revision label, jr-push --tag-from git).
+                    Map scmVars = checkout(scmGit(
                         branches: [[name: '*/main']],
                         userRemoteConfigs: [[url: 'https://git.example.com/team/jenkins-test.git',
-                                             credentialsId: 'git-checkout']])).GIT_COMMIT
+                                             credentialsId: 'git-checkout']]))
+                    env.GIT_COMMIT = scmVars.GIT_COMMIT
+                    env.GIT_BRANCH = scmVars.GIT_BRANCH
                 }
             }
         }
