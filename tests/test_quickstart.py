@@ -173,15 +173,16 @@ def test_quick_start_job_goes_green_and_the_image_is_in_the_registry(
 @pytest.mark.parametrize("job_type", ["freestyle", "pipeline"])
 def test_tags_from_git_job_pushes_the_branch_commit_and_latest(
         job_type: str, capsys: pytest.CaptureFixture[str], jenkins: JenkinsEmulator,
-        registry: services.Registry, source: tuple[Path, str], agent: dict[str, str],
-        tmp_path: Path) -> None:
+        registry: services.Registry, docker_client: object, source: tuple[Path, str],
+        agent: dict[str, str], tmp_path: Path) -> None:
     """`--tag-from git`: the Git plugin's GIT_BRANCH (origin/main) and GIT_COMMIT after the
-    checkout give jr-push the tags main, sha-XXXXXXX and latest (main is the default branch)."""
+    checkout give jr-push the tags main, sha-XXXXXXX and latest (main is the default branch).
+    `--image` names the local image the step builds, apart from the registry path."""
     repo, url = source
-    repository = f"{IMAGE}-git-{job_type}"
+    repository, local = f"{IMAGE}-git-{job_type}", f"{IMAGE}-local-{job_type}"
     quick_start(capsys, jenkins, registry, [
         "--type", job_type, "--registry", registry.host, "--repository", repository,
-        "--credentials-id", CREDENTIALS_ID, "--tag-from", "git", "--scm-url", url])
+        "--image", local, "--credentials-id", CREDENTIALS_ID, "--tag-from", "git", "--scm-url", url])
 
     result = build(jenkins, "jenkins-test", tmp_path / "ws", 4, agent)
 
@@ -189,6 +190,8 @@ def test_tags_from_git_job_pushes_the_branch_commit_and_latest(
     assert sorted(registry.tags(repository)) == sorted(["main", f"sha-{head[:7]}", "latest"])
     assert "tags from git (GIT_BRANCH, GIT_COMMIT): main, sha-" in result.log
     assert len({registry.manifest_digest(repository, tag) for tag in registry.tags(repository)}) == 1
+    assert not [tag for image in docker_client.images.list()  # type: ignore[attr-defined]
+                for tag in image.tags if local in tag or repository in tag]  # nothing stays
 
 
 def test_jenkinsfile_from_the_repository_goes_green(
