@@ -57,7 +57,6 @@ from jenkins_registry.image_archive import (
 from jenkins_registry.progress import ProgressSink
 from jenkins_registry.push_result import PushResult
 from jenkins_registry.push_target import PushTarget, TargetRequest
-from jenkins_registry.reference import parse_path, parse_tag
 from jenkins_registry.registry_client import BytesBody, RegistryClient, RetryPolicy, SchemePolicy
 from jenkins_registry.secret_types import UsernamePassword
 from jenkins_registry.target_tags import CurrentImages, TaggedImage, holds_image, put_tags
@@ -238,19 +237,6 @@ def _manifest_format(source: ImageSource, targets: Sequence[Encoding]) -> Manife
     if all(t == "gzip" for t in targets):
         return "docker"
     return "oci"
-
-
-def _target_of(source: ImageSource, request: TargetRequest) -> PushTarget:
-    """*request* completed with the name the source records (read from the file: checked here)."""
-    default_path, default_tag = source.default_name()
-    own_path = request.repository
-    if own_path is None:
-        if default_path is None:
-            raise UsageError(f"{source.path} records no image name.",
-                             hint="Pass the repository with --name (e.g. --name team/app).")
-        own_path = parse_path(default_path)
-    own_tag = parse_tag(default_tag) if not request.tags and default_tag is not None else None
-    return request.complete(own_path, own_tag)
 
 
 # -- the push -------------------------------------------------------------------------------------
@@ -530,23 +516,23 @@ def push_source(
     if jobs < options.jobs:
         log.info("using %d parallel uploads (the most jr-push runs), not %d", jobs, options.jobs)
     opened = image_archive.open_push_source(Path(source_path), source_kind, options.image_selector)
-    if isinstance(opened, image_archive.IndexSource):  # multi-platform: docs/multi-arch.md
-        from jenkins_registry import index_push  # a floor below: handed this module's pusher
-
-        tools = index_push.PushTools(_Pusher, _manifest_bytes, publish_tags, BlobInfoCache)
-        return index_push.push_index(opened, request, credentials, progress, options, tools,
-                                     jobs=jobs, client=client)
-    source = opened
-    target = _target_of(source, request)
-    cache = BlobInfoCache(options.blob_cache) if options.blob_cache is not None else None
-    log.info("pushing %s (%d layers, %s) to %s as %s", source.path, len(source.layers),
-             options.compression, target.name, ", ".join(target.tags))
+    target = request.complete_from_file(opened.default_name(), opened.path)
     own_client = client is None
     if client is None:
         policy = SchemePolicy.from_insecure_flag(target.registry, insecure=options.insecure)
         client = RegistryClient(target.registry, credentials=credentials, policy=policy,
                                 retry=options.retry, ca_bundle=options.ca_bundle)
     try:
+        if isinstance(opened, image_archive.IndexSource):  # multi-platform: docs/multi-arch.md
+            from jenkins_registry import index_push  # a floor below: handed this module's pusher
+
+            tools = index_push.PushTools(_Pusher, _manifest_bytes, publish_tags, BlobInfoCache)
+            return index_push.push_index(opened, target, progress, options, tools, jobs=jobs,
+                                         client=client)
+        source = opened
+        cache = BlobInfoCache(options.blob_cache) if options.blob_cache is not None else None
+        log.info("pushing %s (%d layers, %s) to %s as %s", source.path, len(source.layers),
+                 options.compression, target.name, ", ".join(target.tags))
         if current is None:
             current = CurrentImages(client, target)
         pusher = _Pusher(client, source, current, options.compression, jobs, progress, cache,

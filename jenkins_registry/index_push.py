@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from jenkins_registry.compression import Encoding
-from jenkins_registry.errors import UsageError
 from jenkins_registry.image_archive import (
     INDEX_MEDIA_TYPES,
     MEDIA_DOCKER_LIST,
@@ -48,10 +47,8 @@ from jenkins_registry.image_archive import (
 )
 from jenkins_registry.progress import ProgressSink
 from jenkins_registry.push_result import PushResult
-from jenkins_registry.push_target import PushTarget, TargetRequest
-from jenkins_registry.reference import parse_path, parse_tag
-from jenkins_registry.registry_client import Manifest, RegistryClient, RetryPolicy, SchemePolicy
-from jenkins_registry.secret_types import UsernamePassword
+from jenkins_registry.push_target import PushTarget
+from jenkins_registry.registry_client import Manifest, RegistryClient
 from jenkins_registry.target_tags import IMAGE_MANIFESTS, CurrentImages, TaggedImage, parse_tagged
 from jenkins_registry.untrusted_json import loads as json_loads
 
@@ -126,19 +123,10 @@ class IndexPushOptions(Protocol):
     def compression(self) -> Compression: ...
 
     @property
-    def insecure(self) -> bool: ...
-
-    @property
     def blob_cache(self) -> Path | None: ...
 
     @property
-    def retry(self) -> RetryPolicy | None: ...
-
-    @property
     def chunk_size(self) -> int | None: ...
-
-    @property
-    def ca_bundle(self) -> str | None: ...
 
 
 P = TypeVar("P", bound="ChildPusher[Any]")
@@ -220,18 +208,6 @@ class _Pushed:
     body: bytes
     media_type: str
     digest: str
-
-
-def _target_of(source: IndexSource, request: TargetRequest) -> PushTarget:
-    """*request* completed with the name the source records (as daemonless_push does for one
-    image; read from the file, so checked here)."""
-    default_path, default_tag = source.default_name()
-    if request.repository is None and default_path is None:
-        raise UsageError(f"{source.path} records no image name.",
-                         hint="Pass the repository with --name (e.g. --name team/app).")
-    own_path = request.repository or parse_path(str(default_path))
-    own_tag = parse_tag(default_tag) if not request.tags and default_tag is not None else None
-    return request.complete(own_path, own_tag)
 
 
 class _IndexPusher(Generic[P, D, C]):
@@ -372,45 +348,34 @@ def _run_cache(tools: PushTools[P, D, C], path: Path | None) -> Iterator[C]:
         yield tools.make_cache(Path(scratch) / "blobs.json")
 
 
-def push_index(source: IndexSource, request: TargetRequest, credentials: UsernamePassword | None,
-               progress: ProgressSink, options: IndexPushOptions, tools: PushTools[P, D, C], *,
-               jobs: int, client: RegistryClient | None = None) -> PushResult:
-    """Push every entry of *source*, then the index under every tag of *request* (completed with
-    the name the source records). The result's digest, and its image_id, are the index's. A given
-    *client* (already pinged) is used and not closed.
-    Raises JrError subclasses, as daemonless_push.push_source does."""
-    target = _target_of(source, request)
+def push_index(source: IndexSource, target: PushTarget, progress: ProgressSink,
+               options: IndexPushOptions, tools: PushTools[P, D, C], *, jobs: int,
+               client: RegistryClient) -> PushResult:
+    """Push every entry of *source*, then the index under every tag of *target*, through
+    *client* (the caller's, not closed here). The result's digest, and its image_id, are the
+    index's. Raises JrError subclasses, as daemonless_push.push_source does."""
     platforms = ", ".join(child.label for child in source.children)
     log.info("pushing %s (an image index of %s) to %s as %s", source.path, platforms, target.name,
              ", ".join(target.tags))
-    own_client = client is None
-    if client is None:
-        policy = SchemePolicy.from_insecure_flag(target.registry, insecure=options.insecure)
-        client = RegistryClient(target.registry, credentials=credentials, policy=policy,
-                                retry=options.retry, ca_bundle=options.ca_bundle)
-    try:
-        if client.base_url is None:
-            client.ping()
-        client.check_credentials(target.repository, probe=False)
-        progress.message(f"The push refers to repository [{target.name}]")
-        with _run_cache(tools, options.blob_cache) as cache:
-            pusher = _IndexPusher(client, source, target, progress, options, tools, jobs, cache)
-            # A tag holding the source's index means the registry has all of it (it checks every
-            # entry when the index is PUT): only the other tags are written, if any.
-            holding = pusher.tags_holding(source.digest) if pusher.verbatim else []
-            if holding:
-                body, media_type, digest = source.index, source.media_type, source.digest
-                log.info("%s already is this index; nothing to upload", target.reference(holding[0]))
-            else:
-                body, media_type = pusher.index_bytes(pusher.push_entries())
-                digest = f"sha256:{hashlib.sha256(body).hexdigest()}"
-                holding = pusher.tags_holding(digest)
-            _publish(client, target, body, media_type, digest, progress, tools, holding)
-            if options.blob_cache is not None:
-                cache.save()
-    finally:
-        if own_client:
-            client.close()
+    if client.base_url is None:
+        client.ping()
+    client.check_credentials(target.repository, probe=False)
+    progress.message(f"The push refers to repository [{target.name}]")
+    with _run_cache(tools, options.blob_cache) as cache:
+        pusher = _IndexPusher(client, source, target, progress, options, tools, jobs, cache)
+        # A tag holding the source's index means the registry has all of it (it checks every
+        # entry when the index is PUT): only the other tags are written, if any.
+        holding = pusher.tags_holding(source.digest) if pusher.verbatim else []
+        if holding:
+            body, media_type, digest = source.index, source.media_type, source.digest
+            log.info("%s already is this index; nothing to upload", target.reference(holding[0]))
+        else:
+            body, media_type = pusher.index_bytes(pusher.push_entries())
+            digest = f"sha256:{hashlib.sha256(body).hexdigest()}"
+            holding = pusher.tags_holding(digest)
+        _publish(client, target, body, media_type, digest, progress, tools, holding)
+        if options.blob_cache is not None:
+            cache.save()
     # image_id: the index's digest, which is what an engine with the containerd image store calls
     # a multi-platform image's ID (export_push compares it with the engine's)
     return PushResult(target=target, digest=digest, manifest_size=len(body), image_size=source.size,

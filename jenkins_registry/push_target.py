@@ -66,6 +66,17 @@ class TargetRequest:
         return PushTarget(registry=self.registry, repository=self.repository or own_path,
                           tags=self.tags or (own_tag or "latest",))
 
+    def complete_from_file(self, recorded: tuple[str | None, str | None], source: object) -> PushTarget:
+        """`complete` with the name an archive or layout *source* records (*recorded*: its path
+        and tag, either None), checked here since they were read from a file."""
+        recorded_path, recorded_tag = recorded
+        if self.repository is None and recorded_path is None:
+            raise UsageError(f"{source} records no image name.",
+                             hint="Pass the repository with --repository (e.g. --repository team/app).")
+        own_path = self.repository or parse_path(str(recorded_path))
+        own_tag = parse_tag(recorded_tag) if not self.tags and recorded_tag is not None else None
+        return self.complete(own_path, own_tag)
+
 
 @dataclass(frozen=True, kw_only=True)
 class EnginePushPlan(PushTarget):

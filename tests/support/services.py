@@ -239,8 +239,10 @@ def serve_in_thread(server: socketserver.BaseServer, poll_interval: float = 0.05
         thread.join(timeout=10)
 
 
-def self_signed_certificate(directory: Path, common_name: str) -> tuple[Path, Path]:
-    """A self-signed CA certificate for 127.0.0.1 and its key, as PEM files in *directory*."""
+def self_signed_certificate(directory: Path, common_name: str,
+                            dns_name: str | None = None) -> tuple[Path, Path]:
+    """A self-signed CA certificate for 127.0.0.1 (or, with *dns_name*, for that name alone) and
+    its key, as PEM files in *directory*."""
     import datetime
     import ipaddress
 
@@ -257,8 +259,9 @@ def self_signed_certificate(directory: Path, common_name: str) -> tuple[Path, Pa
         .public_key(key.public_key()).serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                       critical=False)
+        .add_extension(x509.SubjectAlternativeName(
+            [x509.DNSName(dns_name)] if dns_name is not None
+            else [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
