@@ -566,16 +566,22 @@ class RegistrySession:
         """
         deadline = self.deadline()
         attempt = 0
+        answered: JrError | None = None  # the last failure the registry itself answered
         while True:
             attempt += 1
             try:
                 response = attempt_fn()
                 if not retryable_status(response.status_code):
                     return response
-                error = self.error_for(response, None)
+                error = answered = self.error_for(response, None)
                 delay = retry_after(response.headers.get("Retry-After"))
                 response.close()
             except (ConnectError, Timeout) as exc:
+                if isinstance(exc, Timeout) and answered is not None and self.timer.budget_spent():
+                    # The budget ended during a retry: the registry's own answer is the cause,
+                    # not the unfinished attempt ("timed out" would wrongly say it is unreachable).
+                    self.timer.mention_budget(answered)
+                    raise answered from None
                 if isinstance(exc, TlsError):
                     if not retry_connect:
                         raise  # the ping decides what a TLS failure means for the scheme choice

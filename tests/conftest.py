@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import Iterator
@@ -40,6 +41,12 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     keyring.core._keyring_backend = None
     yield home
     keyring.core._keyring_backend = None
+    # A CLI run binds the package's log handler to the sys.stderr of its moment (a test's capture,
+    # closed after it): drop it, so that a later test's library calls do not write to a closed file.
+    package_log = logging.getLogger("jenkins_registry")
+    package_log.handlers.clear()
+    package_log.propagate = True
+    package_log.setLevel(logging.NOTSET)
 
 
 @pytest.fixture(scope="session")

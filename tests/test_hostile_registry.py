@@ -443,6 +443,34 @@ def test_the_push_budget_bounds_every_retry(registry: services.Registry) -> None
     assert elapsed < 6.0  # the 1.5 s budget plus margin; 60 attempts (12 s) without it
 
 
+def test_a_budget_ending_during_a_retry_reports_the_registrys_answer(
+        registry: services.Registry) -> None:
+    stop = threading.Event()
+    posts: list[float] = []
+    with hostile_server(registry.host) as proxy:
+        def unavailable_then_silent(request: Request) -> Reply | None:
+            if request.method != "POST":
+                return None
+            posts.append(time.monotonic())
+            if len(posts) > 1:
+                stop.wait(10.0)  # the retry gets no answer before the budget ends
+            return Reply(503, [], b"")
+
+        proxy.hook = unavailable_then_silent
+        retry = RetryPolicy(attempts=5, initial_delay=0.1, max_delay=0.1, total_seconds=600,
+                            budget=1.0)
+        try:
+            with RegistryClient(proxy.host, credentials=creds(), retry=retry) as client, \
+                    pytest.raises(JrError) as info:
+                client.start_upload("hostile/budget")
+        finally:
+            stop.set()
+    assert len(posts) == 2
+    assert not isinstance(info.value, UnreachableError), info.value.message
+    assert "HTTP 503" in info.value.message
+    assert "time budget of 1 s ran out" in info.value.message
+
+
 def test_jr_push_timeout_bounds_the_whole_push(registry: services.Registry, archive: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     with hostile_server(registry.host) as proxy:
