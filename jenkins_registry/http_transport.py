@@ -129,6 +129,12 @@ def _wrap(exc: BaseException) -> TransportError:
 _FAILURES = (OSError, http.client.HTTPException)
 
 
+def _cut_short(missing: int) -> ConnectError:
+    """The peer hung up *missing* bytes before the end its Content-Length announced."""
+    return ConnectError(f"IncompleteRead: the connection closed {missing} bytes before the end "
+                        "of the answer")
+
+
 def ca_bundle_from(environ: Mapping[str, str]) -> str | None:
     """The CA bundle the environment names (`REQUESTS_CA_BUNDLE`, else `SSL_CERT_FILE`), or None.
 
@@ -231,6 +237,9 @@ class Response:
                 self._finish(False)
                 raise
             if not piece:
+                if raw.length:  # http.client ends a body cut short quietly: not the whole answer
+                    self._finish(False)
+                    raise _cut_short(raw.length)
                 self._finish(not raw.will_close)
                 return
             yield piece
@@ -685,6 +694,8 @@ class HttpTransport:
                 content = raw.read(limit + 1)
                 if len(content) > limit:
                     content, truncated = content[:limit], True
+                elif raw.length and method != "HEAD":
+                    raise _cut_short(raw.length)
         except _FAILURES as exc:
             self._discard(conn)
             raise _wrap(exc) from exc

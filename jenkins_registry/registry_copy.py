@@ -23,7 +23,7 @@ from jenkins_registry.http_transport import ConnectError, Timeout
 from jenkins_registry.manifest_document import Descriptor, ManifestDocument, describe, fetch_document
 from jenkins_registry.push_target import PushTarget
 from jenkins_registry.registry_client import RegistryClient, pull_scopes
-from jenkins_registry.registry_session import describe_failure
+from jenkins_registry.registry_session import TransientFailure, describe_failure
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,8 @@ CHUNK = 1 << 20  # bytes read from the source per piece; at most two pieces are 
 class SourceBlob:
     """A `BlobBody` reading one blob from the source registry as the destination takes it.
 
-    Each iteration opens a fresh GET (an upload retried starts over). The last piece is held
+    Each iteration opens a fresh GET (an upload retried starts over); the source failing
+    mid-blob is a `TransientFailure`, so the destination's upload retries it. The last piece is held
     back until the byte count and the sha256 match the descriptor, so a source that sends too
     much, too little or other bytes fails the upload before it can complete.
     """
@@ -62,7 +63,9 @@ class SourceBlob:
                     yield held
                 held = piece
         except (ConnectError, Timeout) as exc:
-            raise registry_errors.unreachable(registry, describe_failure(exc)) from None
+            # the upload is retried with a fresh GET, by the destination's retry rules and budget
+            raise TransientFailure(registry_errors.unreachable(registry, describe_failure(exc))
+                                   ) from None
         finally:
             response.close()
         if received != blob.size or f"sha256:{hasher.hexdigest()}" != blob.digest:

@@ -24,13 +24,15 @@ import pytest
 
 from jenkins_registry.cli import registry as registry_cli
 from jenkins_registry.cli.common import add_common_options, run_command
-from jenkins_registry.errors import ExitCode
+from jenkins_registry.errors import ExitCode, UnreachableError
 from jenkins_registry.registry_client import (
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,
     BytesBody,
     RegistryClient,
+    RetryPolicy,
 )
+from jenkins_registry.registry_copy import ImageCopier
 from jenkins_registry.registry_prune import PrunePolicy, apply_prune, plan_prune
 from jenkins_registry.secret_types import Secret, UsernamePassword
 from tests.support import services
@@ -336,6 +338,62 @@ def test_copy_stops_before_any_manifest_when_a_source_blob_is_wrong(
         assert target.tags("mirror/corrupt") == []
         status, _, _ = target.get("/v2/mirror/corrupt/manifests/v1")
         assert status == 404
+
+
+def cut_short(record: dict[str, int], times: int) -> Any:
+    """A rewrite that sends the first *times* answers to a blob GET only half their body, with
+    the whole body's Content-Length, and then hangs up (counted in *record*)."""
+
+    def rewrite(request: Request, reply: Reply) -> Reply:
+        if request.method != "GET" or "/blobs/sha256:" not in request.path \
+                or not isinstance(reply.body, bytes) or len(reply.body) < 64:
+            return reply
+        record["gets"] = record.get("gets", 0) + 1
+        if record["gets"] > times:
+            return reply
+        data = reply.body
+
+        def half_then_hang_up(sock: Any) -> None:
+            sock.sendall(data[: len(data) // 2])
+
+        return Reply(reply.status, [*reply.headers, ("Content-Length", str(len(data)))],
+                     half_then_hang_up)
+
+    return rewrite
+
+
+def test_copy_retries_a_source_blob_cut_short_with_a_fresh_get(
+        registry: services.Registry, client: RegistryClient, capsys: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture) -> None:
+    digest, _ = seed_image(client, "ops/cut", "v1", created="2024-05-01T10:00:00Z", seed=b"k")
+    record: dict[str, int] = {}
+    with hostile_server(registry.host, rewrite=cut_short(record, times=1)) as source, \
+            second_registry() as target:
+        code, out, err = run(["copy", "--src-username-env", "U", "--src-password-env", "P",
+                              f"{source.host}/ops/cut:v1", f"{target.host}/mirror/cut"],
+                             capsys, caplog, {"U": USER, "P": SECRET})
+        assert code == ExitCode.OK, err
+        assert record["gets"] == 2  # the layer: cut once, then read again whole
+        assert target.manifest_digest("mirror/cut", "v1") == digest
+        assert digest in out
+
+
+def test_copy_gives_up_on_a_source_that_always_cuts_blobs_short(
+        registry: services.Registry, client: RegistryClient) -> None:
+    seed_image(client, "ops/cut2", "v1", created="2024-05-01T10:00:00Z", seed=b"m")
+    record: dict[str, int] = {}
+    retry = RetryPolicy(attempts=3, initial_delay=0.05, max_delay=0.05)
+    with hostile_server(registry.host, rewrite=cut_short(record, times=99)) as source, \
+            second_registry() as target, \
+            RegistryClient(source.host, credentials=creds()) as source_client, \
+            RegistryClient(target.host, retry=retry) as target_client:
+        copier = ImageCopier(source_client, "ops/cut2", target_client, "mirror/cut2",
+                             same_registry=False)
+        with pytest.raises(UnreachableError) as info:
+            copier.copy("v1", ["v1"])
+        assert record["gets"] == 3  # one GET per attempt of the upload
+        assert source.host in info.value.message
+        assert target.tags("mirror/cut2") == []
 
 
 # -- prune ---------------------------------------------------------------------------------------
