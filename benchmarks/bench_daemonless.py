@@ -12,7 +12,10 @@ cache before each:
   * `jr-push --from-archive` (the CLI as a subprocess; gzip, the default);
   * `jr-push --from-archive --compression none` — the floor: the same bytes uploaded uncompressed;
   * `skopeo copy docker-archive:… docker://…` (gzip; credentials in a temporary --authfile);
-  * after the gzip push, the same `jr-push` again (the unchanged re-push, a whole process).
+  * after the gzip push, the same `jr-push` again (the unchanged re-push, a whole process);
+  * the registry alone: the largest blob that gzip push stored, sent again to a fresh registry in
+    one monolithic PUT from a client that does nothing else (file in the page cache). The
+    registry takes one blob on one goroutine, so no pusher can finish below this.
 It prints a table per content kind: medians of wall time, user+sys CPU of the pusher and of the
 registry, peak RSS, the lower bound (CPU of both) / cores, and the ratios jr/skopeo and gzip/none
 against the targets. `--rss-gb 1` pushes a synthetic 1 GB archive once for the memory bound;
@@ -155,6 +158,50 @@ def docker_push(client: object, engine_pid: int | None, image: str, registry: se
     return run
 
 
+def largest_blob(registry: services.Registry, keep: Path) -> Path:
+    """Copy the largest blob in *registry*'s storage to *keep* (the bytes it received for the
+    image's largest layer)."""
+    blobs = (registry.root / "data" / "docker" / "registry" / "v2" / "blobs").rglob("data")
+    shutil.copyfile(max(blobs, key=lambda path: path.stat().st_size), keep)
+    return keep
+
+
+def registry_alone(blob: Path, registry: services.Registry) -> Run:
+    """One monolithic upload (POST, then PUT ?digest= with Content-Length) of *blob*: the
+    registry's own time to receive, hash and store it."""
+    import hashlib
+    import http.client
+
+    with open(blob, "rb") as handle:
+        digest = "sha256:" + hashlib.file_digest(handle, "sha256").hexdigest()
+    token = base64.b64encode(f"{registry.username}:{registry.password}".encode()).decode()
+    auth = {"Authorization": f"Basic {token}"}
+    host, port = registry.host.rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=300)
+    try:
+        connection.request("POST", "/v2/bench/floor/blobs/uploads/", headers=auth)
+        answer = connection.getresponse()
+        answer.read()
+        location = answer.getheader("Location") or ""
+        url = f"{location}{'&' if '?' in location else '?'}digest={digest}"
+        os.sync()
+        warm(blob)
+        registry_before = proc_cpu(registry.process.pid)
+        start = time.perf_counter()
+        with open(blob, "rb") as handle:
+            connection.request("PUT", url, body=handle, headers={
+                **auth, "Content-Length": str(blob.stat().st_size),
+                "Content-Type": "application/octet-stream"})
+            answer = connection.getresponse()
+            answer.read()
+        elapsed = time.perf_counter() - start
+    finally:
+        connection.close()
+    if answer.status != 201:
+        raise RuntimeError(f"the registry answered the upload with HTTP {answer.status}")
+    return Run(wall=elapsed, cpu=0.0, registry_cpu=proc_cpu(registry.process.pid) - registry_before)
+
+
 # -- compressor micro-benchmark ------------------------------------------------------------------
 
 
@@ -223,12 +270,12 @@ def report(kind: str, runs: dict[str, list[Run]], archive_mb: float) -> dict[str
           f"{'peak RSS':>9s}")
     labels = {"jr gzip": "jr-push (gzip)", "jr none": "jr-push --compression none",
               "skopeo": "skopeo copy (gzip)", "docker": "docker push (engine CPU)",
-              "repush": "jr-push re-push, unchanged"}
+              "repush": "jr-push re-push, unchanged", "alone": "registry alone, largest blob"}
     for name, label in labels.items():
         if runs.get(name):
             r = runs[name]
             cpu, reg = _median(r, "cpu"), _median(r, "registry_cpu")
-            rss = f"{max(x.rss_mb for x in r)} MB" if name != "docker" else "-"
+            rss = f"{max(x.rss_mb for x in r)} MB" if name not in ("docker", "alone") else "-"
             print(f"  {label:28s} {_median(r, 'wall'):7.3f} {cpu:10.2f} {reg:12.2f} "
                   f"{(cpu + reg) / CORES:8.2f} {rss:>9s}")
     gz, none, sk = (_median(runs[t], "wall") for t in TOOLS)
@@ -238,6 +285,11 @@ def report(kind: str, runs: dict[str, list[Run]], archive_mb: float) -> dict[str
           f"{', stretch 0.35' if kind == 'text-heavy' else ''})")
     print(f"  ratio jr gzip / jr none    {ratios['gzip/none']:6.2f}   (target <= {target_none})")
     print(f"  unchanged re-push          {ratios['repush']:6.3f} s (target <= 0.2 s)")
+    if runs.get("alone"):
+        alone = _median(runs["alone"], "wall")
+        ratios["alone/skopeo"] = alone / sk
+        print(f"  registry alone / skopeo    {ratios['alone/skopeo']:6.2f}   (the largest blob "
+              f"only; no push of this image can go below it)")
     return ratios
 
 
@@ -287,7 +339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for path in archives.values():
                     with open(path, "rb") as handle:
                         client.images.load(handle.read())
-            all_runs = {kind: {name: [] for name in (*TOOLS, "repush", "docker")}
+            all_runs = {kind: {name: [] for name in (*TOOLS, "repush", "alone", "docker")}
                         for kind in args.kinds}  # type: dict[str, dict[str, list[Run]]]
             for round_index in range(args.rounds):
                 for kind, archive in archives.items():
@@ -295,6 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     order = list(TOOLS)
                     order = order[round_index % 3:] + order[:round_index % 3]
                     line = []
+                    blob: Path | None = None
                     for tool in order:
                         with fresh_registry(tmpfs) as registry:
                             warm(archive)
@@ -307,6 +360,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                             if tool == "jr gzip":
                                 runs["repush"].append(jr_push(archive, registry, repo))
                                 line.append(f"re-push {runs['repush'][-1].wall:.3f} s")
+                                blob = largest_blob(registry, work / "largest-blob")
+                    if blob is not None:
+                        with fresh_registry(tmpfs) as registry:
+                            runs["alone"].append(registry_alone(blob, registry))
+                        blob.unlink()
+                        line.append(f"registry alone {runs['alone'][-1].wall:.2f} s")
                     if client is not None and engine is not None:
                         with fresh_registry(tmpfs) as registry:
                             runs["docker"].append(docker_push(client, engine.pid,
@@ -330,10 +389,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"jr-push {big_run.wall:.2f} s, peak RSS {rss_big} MB (target < 100 MB)", flush=True)
         print("\nsummary (targets: jr/skopeo <= 0.5; gzip/none <= 1.3, text-heavy <= 1.6; "
               "re-push <= 0.2 s)")
-        print(f"  {'content':14s} {'jr/skopeo':>9s} {'gzip/none':>9s} {'re-push s':>9s}")
+        print(f"  {'content':14s} {'jr/skopeo':>9s} {'gzip/none':>9s} {'re-push s':>9s} "
+              f"{'registry alone/skopeo':>21s}")
         for kind, ratios in summary.items():
             print(f"  {kind:14s} {ratios['jr/skopeo']:9.2f} {ratios['gzip/none']:9.2f} "
-                  f"{ratios['repush']:9.3f}")
+                  f"{ratios['repush']:9.3f} {ratios.get('alone/skopeo', float('nan')):21.2f}")
         if rss_big is not None:
             print(f"  peak RSS, {args.rss_gb:g} GB image: {rss_big} MB")
         print(f"  load average at the end {os.getloadavg()[0]:.2f}")

@@ -10,6 +10,10 @@ Per kind and run, interleaved (the order alternates), each push to a fresh regis
   (a) the first push: `jr-push --image` (route auto, which exports for a first push) against the
       seed's shell step — `docker login --password-stdin` into a throw-away DOCKER_CONFIG, then
       `docker push` — on the same engine and registry;
+  (a, floor) the engine's export alone (`GET /images/{id}/get` read and dropped): the part of
+      the export route that jr-push cannot shorten, since the engine stages the whole export
+      before it sends its first byte; and the same export written to a file in TMPDIR, as the
+      route keeps it (a retried layer upload reads it again);
   (b) on the text-heavy image, the unchanged re-push (5 per run) beside the floor of
       `python -c 'import docker'`, and the shell's re-push;
   with --more, on the text-heavy image also:
@@ -22,6 +26,7 @@ wheel, as users run it. Prints medians, ratios and targets; asserts nothing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -108,6 +113,17 @@ def timed(func: Callable[..., None], *args: object) -> float:
     return time.perf_counter() - start
 
 
+def export_alone(client: Any, image: str, into: Path | None = None) -> None:
+    """The engine's export read in 1 MiB pieces and dropped, or written to the file *into*
+    (as the export route writes it to TMPDIR, so that a retried upload can read it again)."""
+    with open(into, "wb") if into is not None else contextlib.nullcontext() as handle:
+        for piece in client.api.get_image(image, chunk_size=1 << 20):
+            if handle is not None:
+                handle.write(piece)
+    if into is not None:
+        into.unlink()
+
+
 def run(command: list[str], env: dict[str, str]) -> None:
     result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -161,6 +177,10 @@ def main() -> None:
         for run_index in range(args.runs):
             print(f"run {run_index + 1}/{args.runs}", flush=True)
             for kind in kinds:
+                record(f"a {kind} engine export alone", timed(export_alone, client, image_of(kind)))
+                record(f"a {kind} engine export to TMPDIR", timed(
+                    export_alone, client, image_of(kind),
+                    Path(tempfile.gettempdir()) / "jr-bench-export.tar"))
                 for tool in (("jr", "shell"), ("shell", "jr"))[run_index % 2]:
                     with services.registry() as reg:
                         env = registry_env(reg, image_of(kind))
@@ -218,11 +238,15 @@ def main() -> None:
     print(f"\nmedians (load average at the end {os.getloadavg()[0]:.2f})")
     for name in sorted(med):
         print(f"  {name:40s} {med[name]:7.3f} s   (n={len(results[name])})")
-    print("\nfirst push, jr-push --image (export route) / the shell step (target <= 0.60)")
-    print(f"  {'content':14s} {'jr-push s':>9s} {'shell s':>8s} {'ratio':>6s}")
+    print("\nfirst push, jr-push --image (export route) / the shell step (target <= 0.60); the "
+          "engine's export alone / the shell step")
+    print(f"  {'content':14s} {'jr-push s':>9s} {'shell s':>8s} {'ratio':>6s} {'export alone s':>14s} "
+          f"{'ratio':>6s} {'export to TMPDIR s':>18s} {'ratio':>6s}")
     for kind in kinds:
         jr, shell = med[f"a {kind} jr-push first push"], med[f"a {kind} shell first push"]
-        print(f"  {kind:14s} {jr:9.2f} {shell:8.2f} {jr / shell:6.2f}")
+        alone, kept = med[f"a {kind} engine export alone"], med[f"a {kind} engine export to TMPDIR"]
+        print(f"  {kind:14s} {jr:9.2f} {shell:8.2f} {jr / shell:6.2f} {alone:14.2f} "
+              f"{alone / shell:6.2f} {kept:18.2f} {kept / shell:6.2f}")
     floor = med["b floor: python -c 'import docker'"]
     print(f"re-push ({repush_kind}): jr-push {med['b jr-push re-push']:.3f} s, shell "
           f"{med['b shell re-push']:.3f} s, ratio {med['b jr-push re-push'] / med['b shell re-push']:.3f} "
