@@ -3,7 +3,7 @@
 The image is exported from the engine (`GET /images/{id}/get`, the `docker save` format) into a
 temporary directory under TMPDIR and uploaded by our own client (`daemonless_push`), with the
 credentials per request. The engine gzips each layer on one core; exporting and uploading with
-parallel deflate takes 0.46 (jars) to 0.75 (random data) of its time for a first push
+parallel deflate takes 0.43 (jars) to 0.74 (random data) of its time for a first push
 (bench_engine_push.py; docs/push.md).
 
 The connection follows the engine's own rules for the registry (`registry_rules`): HTTPS verified
