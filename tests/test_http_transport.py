@@ -41,9 +41,10 @@ SECRET = services.REGISTRY_PASSWORD
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
-    """GET /blob/N: N bytes; GET /short/N: half of N announced bytes; GET /chunked: a chunked answer; PUT/PATCH: echoes what it received
-    (length, sha256, how it was framed); GET /redirect: 307; GET /slow: answers after 2 s;
-    GET /close: answers with `Connection: close`. Records (client port, method, path)."""
+    """GET /blob/N: N bytes; GET /short/N: N bytes announced, half of them sent; GET /chunked: a
+    chunked answer; PUT/PATCH: echoes what it received (length, sha256, how it was framed);
+    GET /redirect: 307; GET /slow: answers after 2 s; GET /close: answers with
+    `Connection: close`. Records (client port, method, path)."""
 
     protocol_version = "HTTP/1.1"
     seen: ClassVar[list[tuple[int, str, str]]] = []
