@@ -469,6 +469,7 @@ def test_a_budget_ending_during_a_retry_reports_the_registrys_answer(
     assert not isinstance(info.value, UnreachableError), info.value.message
     assert "HTTP 503" in info.value.message
     assert "time budget of 1 s ran out" in info.value.message
+    assert_absent(SECRET, info.value.message, str(info.value), repr(info.value))
 
 
 def test_jr_push_timeout_bounds_the_whole_push(registry: services.Registry, archive: Path,

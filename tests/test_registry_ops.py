@@ -393,6 +393,7 @@ def test_copy_gives_up_on_a_source_that_always_cuts_blobs_short(
             copier.copy("v1", ["v1"])
         assert record["gets"] == 3  # one GET per attempt of the upload
         assert source.host in info.value.message
+        assert_absent(SECRET, info.value.message, str(info.value), repr(info.value))
         assert target.tags("mirror/cut2") == []
 
 
